@@ -1,0 +1,86 @@
+"""The CloudAdapter, with the small documented adaptations this bot needs at the edge.
+
+1. Authentication runs before the turn, and every rejected token answers 401, never 500
+   (botbuilder 4.17.1 lets expired, badly signed or unknown-key tokens escape as 500).
+2. Invoke bodies that are plain dicts are serialised as JSON (4.17.1 answers 500:
+   ``'dict' object has no attribute 'is_xml_model'``).
+3. Malformed requests answer 400/415, not 500.
+4. Turn errors reply politely with a correlation id, and log without any message text, so that no
+   child or family identifier can reach the log.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+import uuid
+from typing import Any
+
+from aiohttp import web
+from botbuilder.core import Bot, MessageFactory, TurnContext
+from botbuilder.core.serializer_helper import serializer_helper
+from botbuilder.integration.aiohttp import CloudAdapter
+from botbuilder.schema import Activity
+from botframework.connector.auth import BotFrameworkAuthentication
+
+from supervision.catalogue import Catalogue
+
+log = logging.getLogger(__name__)
+
+
+def redacted_traceback(error: BaseException) -> str:
+    """Frames and exception type only: no exception message, no locals."""
+    frames = traceback.extract_tb(error.__traceback__)
+    lines = [f"  {f.filename}:{f.lineno} in {f.name}" for f in frames[-12:]]
+    return "\n".join([type(error).__name__, *lines])
+
+
+def serialise_body(body: Any) -> Any:
+    if body is None or isinstance(body, (dict, list, str, int, float, bool)):
+        return body
+    return serializer_helper(body)
+
+
+class SupervisionAdapter(CloudAdapter):
+    def __init__(self, auth: BotFrameworkAuthentication, language: str = "en") -> None:
+        super().__init__(auth)
+        self.language = language
+        self.on_turn_error = self._on_turn_error  # type: ignore[assignment]
+
+    async def _on_turn_error(self, context: TurnContext, error: Exception) -> None:
+        correlation_id = uuid.uuid4().hex[:12]
+        activity = context.activity
+        log.error("turn failed correlation_id=%s activity_type=%s conversation_type=%s\n%s",
+                  correlation_id, activity.type,
+                  getattr(activity.conversation, "conversation_type", None) if activity.conversation else None,
+                  redacted_traceback(error))
+        t = Catalogue.for_language(activity.locale or self.language)
+        try:
+            if activity.type == "message" or activity.type == "invoke":
+                await context.send_activity(MessageFactory.text(t("error.turn", correlation_id=correlation_id)))
+        except Exception as send_error:  # the channel itself may be what failed
+            log.error("could not tell the user about correlation_id=%s: %s", correlation_id,
+                      type(send_error).__name__)
+
+    async def handle(self, request: web.Request, bot: Bot) -> web.Response:
+        if request.method != "POST":
+            return web.Response(status=405)
+        if request.content_type != "application/json":
+            return web.Response(status=415)
+        try:
+            body = await request.json()
+            activity = Activity().deserialize(body)
+        except (ValueError, TypeError, json.JSONDecodeError):
+            return web.Response(status=400, text="the body is not an activity")
+        if not isinstance(body, dict) or not activity.type:
+            return web.Response(status=400, text="the activity has no type")
+        auth_header = request.headers.get("Authorization", "")
+        try:
+            auth_result = await self.bot_framework_authentication.authenticate_request(activity, auth_header)
+        except Exception as error:  # every rejected or unverifiable token is a 401
+            log.warning("rejected request: %s", type(error).__name__)
+            return web.Response(status=401)
+        invoke_response = await self.process_activity(auth_result, activity, bot.on_turn)
+        if invoke_response:
+            return web.json_response(data=serialise_body(invoke_response.body), status=invoke_response.status)
+        return web.Response(status=200)

@@ -1,0 +1,119 @@
+"""The composition root: ``create_app(config)`` builds everything; nothing lives at module level."""
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from botbuilder.core import ConversationState, MemoryStorage, Storage, UserState
+from botbuilder.integration.aiohttp import ConfigurationBotFrameworkAuthentication
+from botframework.connector.auth import BotFrameworkAuthentication
+
+from bot.adapter import SupervisionAdapter
+from bot.config import Config
+from bot.events import EventDispatcher
+from bot.features import Register, register_all
+from bot.handler import SupervisionBot
+from bot.proactive import Proactive
+from bot.routing import Router
+from bot.services import Services
+from supervision.clock import Clock, SystemClock
+from supervision.ports import DocumentStore
+from supervision.repository import AuditLog, CaseRepository
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BotParts:
+    services: Services
+    adapter: SupervisionAdapter
+    bot: SupervisionBot
+    router: Router
+
+
+PARTS = web.AppKey("parts", BotParts)
+
+
+class _AuthSettings:
+    """The attribute names ConfigurationBotFrameworkAuthentication reads."""
+
+    def __init__(self, config: Config, openid_metadata_url: str | None) -> None:
+        self.APP_ID = config.app_id
+        self.APP_PASSWORD = config.app_password
+        self.APP_TYPE = config.app_type
+        self.APP_TENANTID = config.app_tenant_id
+        if openid_metadata_url:
+            self.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL = openid_metadata_url
+
+
+def make_store(config: Config) -> DocumentStore:
+    if config.storage_backend == "memory":
+        from storage.memory import MemoryStore
+
+        return MemoryStore()
+    if config.storage_backend == "blob":
+        from storage.blob_store import BlobStore  # type: ignore[import-not-found]
+
+        return BlobStore(config.blob_connection_string, config.blob_container)  # type: ignore[no-any-return]
+    from storage.tinydb_store import TinyDBStore
+
+    return TinyDBStore(config.data_dir)
+
+
+def make_bot_state_storage(config: Config, store: DocumentStore) -> Storage:
+    try:
+        from bot.state_storage import DocumentBotStorage  # type: ignore[import-not-found]
+    except ImportError:
+        return MemoryStorage()
+    return DocumentBotStorage(store)  # type: ignore[no-any-return]
+
+
+def create_app(config: Config, *, clock: Clock | None = None, store: DocumentStore | None = None,
+               auth: BotFrameworkAuthentication | None = None, openid_metadata_url: str | None = None,
+               features: list[Register] | None = None, start_background: bool = True) -> web.Application:
+    clock = clock or SystemClock()
+    store = store if store is not None else make_store(config)
+    events = EventDispatcher()
+    services = Services(config=config, clock=clock, store=store, cases=CaseRepository(store),
+                        audit=AuditLog(store, clock), directory=config.directory(), events=events,
+                        profiles=config.profiles)
+    auth = auth or ConfigurationBotFrameworkAuthentication(_AuthSettings(config, openid_metadata_url))
+    adapter = SupervisionAdapter(auth, config.language)
+    services.proactive = Proactive(adapter, store, config.app_id, config.tenant_id)
+    router = Router()
+    dialogs = register_all(router, services, features)
+    state_storage = make_bot_state_storage(config, store)
+    bot = SupervisionBot(services, router, ConversationState(state_storage), UserState(state_storage), dialogs)
+    parts = BotParts(services=services, adapter=adapter, bot=bot, router=router)
+
+    app = web.Application()
+    app[PARTS] = parts
+
+    async def messages(request: web.Request) -> web.Response:
+        return await adapter.handle(request, bot)
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "profile": config.default_profile,
+                                  "storage": config.storage_backend, "auth": "anonymous" if config.anonymous else "bot-framework"})
+
+    app.router.add_post("/api/messages", messages)
+    app.router.add_get("/healthz", healthz)
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        background: list[Any] = []
+        if start_background:
+            starter = services.features.get("scheduler.start")
+            if starter is not None:
+                background.append(await starter())
+        yield
+        for stop in background:
+            await stop()
+        close = getattr(store, "close", None)
+        if close is not None:
+            await close()
+
+    app.cleanup_ctx.append(resources)
+    return app

@@ -1,0 +1,50 @@
+"""The bot's features, each registering its commands, card verbs, events and dialogs on the router.
+
+Adding a feature: write ``dialogs/<feature>.py`` with ``register(router, services) -> list[Dialog]``
+and add it to FEATURES.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from botbuilder.dialogs import Dialog
+
+from bot.handler import show_help
+from bot.routing import Router
+from bot.services import Services
+from bot.turn import Turn
+
+Register = Callable[[Router, Services], list[Dialog] | None]
+
+
+def _not_ready(command: str) -> Callable[[Turn], Any]:
+    async def handler(turn: Turn) -> None:
+        await turn.send_text(turn.t("command.not_ready", command=command))
+
+    return handler
+
+
+def core_feature(router: Router, services: Services) -> list[Dialog]:
+    router.command("help", show_help, personal_only=False, aliases=("?", "menu"))
+    router.verb("help.show", show_help)
+    return []
+
+
+FEATURES: list[Register] = [core_feature]
+
+# Commands the manifest and help card list, answered honestly until their feature is registered.
+PLANNED_COMMANDS = {"request": "request.start", "my sessions": "sessions.mine", "my actions": "actions.mine",
+                    "record session": "record.start", "tracker": "tracker.show", "raise a concern": "concern.start"}
+
+
+def register_all(router: Router, services: Services, features: list[Register] | None = None) -> list[Dialog]:
+    dialogs: list[Dialog] = []
+    for register in features if features is not None else FEATURES:
+        dialogs.extend(register(router, services) or [])
+    for command, verb in PLANNED_COMMANDS.items():
+        if router.match_command(command) is None:
+            router.command(command, _not_ready(command))
+        if router.match_verb(verb) is None:
+            router.verb(verb, _not_ready(command))
+    return dialogs

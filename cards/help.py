@@ -1,0 +1,47 @@
+"""The help and welcome cards."""
+from __future__ import annotations
+
+from cards.base import Json, card, execute, submit, text, title
+from supervision.catalogue import Catalogue
+from supervision.profile import Profile
+
+HELP_COMMANDS = ("request", "my sessions", "my actions", "record session", "tracker", "raise a concern", "help")
+_HELP_KEYS = {"request": "help.request", "my sessions": "help.my_sessions", "my actions": "help.my_actions",
+              "record session": "help.record_session", "tracker": "help.tracker",
+              "raise a concern": "help.raise_concern", "help": "help.help"}
+
+
+def _buttons(t: Catalogue) -> list[Json]:
+    return [
+        submit(t("help.button_request"), "request.start", validate=False),
+        submit(t("help.button_my_sessions"), "sessions.mine", validate=False),
+        submit(t("help.button_my_actions"), "actions.mine", validate=False),
+    ]
+
+
+def help_card(t: Catalogue, profile: Profile) -> Json:
+    rows: list[Json] = []
+    for command in HELP_COMMANDS:
+        rows.append({"type": "ColumnSet", "columns": [
+            {"type": "Column", "width": "auto", "items": [text(f"**{command}**")]},
+            {"type": "Column", "width": "stretch", "items": [text(t(_HELP_KEYS[command]))]},
+        ]})
+    body = [title(t("help.title")), text(t("help.intro"), subtle=True), *rows,
+            text(t("help.partnership", name=profile.name, process=profile.process_name), subtle=True),
+            text(t("help.model", model=profile.model.name), subtle=True)]
+    return card(body, _buttons(t))
+
+
+def welcome_card(t: Catalogue, profile: Profile) -> Json:
+    body = [title(t("welcome.title")), text(t("welcome.body")),
+            text(t("welcome.not_statutory"), weight="Bolder"),
+            text(t("help.partnership", name=profile.name, process=profile.process_name), subtle=True)]
+    return card(body, _buttons(t))
+
+
+def received_card(message: str) -> Json:
+    """What an Action.Execute answer shows in place of the card it came from."""
+    return card([text(message)], full_width=False)
+
+
+__all__ = ["help_card", "welcome_card", "received_card", "execute"]
