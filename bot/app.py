@@ -16,10 +16,12 @@ from bot.config import Config
 from bot.events import EventDispatcher
 from bot.features import Register, register_all
 from bot.handler import SupervisionBot
+from bot.people import People
 from bot.proactive import Proactive
 from bot.routing import Router
 from bot.services import Services
 from supervision.clock import Clock, SystemClock
+from supervision.duework import DueWorkRunner
 from supervision.ports import DocumentStore
 from supervision.repository import AuditLog, CaseRepository
 
@@ -83,6 +85,8 @@ def create_app(config: Config, *, clock: Clock | None = None, store: DocumentSto
     auth = auth or ConfigurationBotFrameworkAuthentication(_AuthSettings(config, openid_metadata_url))
     adapter = SupervisionAdapter(auth, config.language)
     services.proactive = Proactive(adapter, store, config.app_id, config.tenant_id)
+    services.people = People(store)
+    services.due_work = DueWorkRunner(services.cases, store, clock)
     router = Router()
     dialogs = register_all(router, services, features)
     state_storage = make_bot_state_storage(config, store)

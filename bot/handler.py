@@ -44,10 +44,12 @@ class SupervisionBot(ActivityHandler):
             self.dialogs.add(dialog)
 
     # --- plumbing -------------------------------------------------------------------------------
-    def make_turn(self, ctx: TurnContext, action: CardAction | None = None, text: str = "") -> Turn:
+    async def make_turn(self, ctx: TurnContext, action: CardAction | None = None, text: str = "") -> Turn:
         sender = ctx.activity.from_property or ChannelAccount(id="")
-        actor = self.services.actor(sender.id or "", sender.name or "",
-                                    aad_object_id=getattr(sender, "aad_object_id", None) or "")
+        known = await self.services.people.remember(ctx) if self.services.people is not None else None
+        actor = self.services.actor(sender.id or "", sender.name or "", email=known.email if known else "",
+                                    aad_object_id=(known.aad_object_id if known else "")
+                                    or getattr(sender, "aad_object_id", None) or "")
         t = Catalogue.for_language(ctx.activity.locale or self.services.config.language)
         turn = Turn(ctx=ctx, services=self.services, actor=actor, t=t, action=action, text=text)
         ctx.turn_state["supervision.turn"] = turn
@@ -75,7 +77,7 @@ class SupervisionBot(ActivityHandler):
             await self._on_card_submit(turn_context)
             return
         text = TurnContext.remove_recipient_mention(activity) if activity.entities else (activity.text or "")
-        turn = self.make_turn(turn_context, text=text or "")
+        turn = await self.make_turn(turn_context, text=text or "")
         dialog_context = await self.dialogs.create_context(turn_context)
         route = self.router.match_command(text or "")
         if dialog_context.active_dialog is not None and route is None:
@@ -103,7 +105,7 @@ class SupervisionBot(ActivityHandler):
         if handler is None:
             await turn_context.send_activity(t("error.card_payload"))
             return
-        await self._run(self.make_turn(turn_context, action=action), handler)
+        await self._run(await self.make_turn(turn_context, action=action), handler)
 
     # --- invokes (Action.Execute) -----------------------------------------------------------------
     async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse:
@@ -117,7 +119,7 @@ class SupervisionBot(ActivityHandler):
         handler = self.router.match_verb(action.verb)
         if handler is None:
             return InvokeResponse(status=HTTPStatus.OK, body=_message(t("error.card_payload")))
-        turn = self.make_turn(turn_context, action=action)
+        turn = await self.make_turn(turn_context, action=action)
         try:
             await handler(turn)
         except DomainError as error:
@@ -133,14 +135,14 @@ class SupervisionBot(ActivityHandler):
         return None
 
     async def _welcome(self, turn_context: TurnContext) -> None:
-        turn = self.make_turn(turn_context)
+        turn = await self.make_turn(turn_context)
         await turn.send_card(welcome_card(turn.t, self.services.profile()), turn.t("welcome.title"))
 
     # --- events (meeting start/end, custom) -------------------------------------------------------
     async def on_event_activity(self, turn_context: TurnContext) -> None:
         handler = self.router.events.get(turn_context.activity.name or "")
         if handler is not None:
-            await self._run(self.make_turn(turn_context), handler)
+            await self._run(await self.make_turn(turn_context), handler)
 
 
 def _message(text: str) -> dict[str, Any]:

@@ -27,6 +27,8 @@ class Services:
     events: EventDispatcher
     profiles: Mapping[str, Profile]
     proactive: Any = None               # bot.proactive.Proactive, set once the adapter exists
+    people: Any = None                  # bot.people.People
+    due_work: Any = None                # supervision.duework.DueWorkRunner
     features: dict[str, Any] = field(default_factory=dict)   # use-case objects by feature name
 
     def profile(self, profile_id: str | None = None) -> Profile:

@@ -48,6 +48,10 @@ class BotHarness:
     def activity(self, user: User, *, type_: str = "message", conversation_type: str = "personal",
                  conversation_id: str | None = None, **extra: Any) -> dict[str, Any]:
         conversation_id = conversation_id or f"personal-{user.id}"
+        if user.email and user.id not in self.connector.members:
+            self.connector.members[user.id] = {"id": user.id, "name": user.name, "email": user.email,
+                                               "userPrincipalName": user.email,
+                                               "aadObjectId": user.aad_object_id or None}
         body: dict[str, Any] = {
             "type": type_, "id": f"in-{next(self._ids)}", "channelId": "msteams",
             "serviceUrl": self.connector.url, "locale": "en-GB",
