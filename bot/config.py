@@ -67,6 +67,7 @@ class Config:
     log_level: str = "INFO"
     language: str = "en"
     profiles: Mapping[str, Profile] = field(default_factory=dict)
+    concerns_lead_email: str = ""          # the profile's named lead for concerns and complaints
 
     @property
     def anonymous(self) -> bool:
@@ -104,6 +105,13 @@ def _emails(env: Mapping[str, str], name: str) -> frozenset[str]:
         if "@" in value and not EMAIL.match(value):
             raise ConfigError(name, f"{value!r} is not a well-formed email address")
     return values
+
+
+def _one_email(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip().lower()
+    if value and not EMAIL.match(value):
+        raise ConfigError(name, f"{value!r} is not a well-formed email address")
+    return value
 
 
 def load_facilitators(path: Path) -> tuple[FacilitatorProfile, ...]:
@@ -224,4 +232,5 @@ def load_config(environ: Mapping[str, str] | None = None, env_file: Path | None 
         graph=graph,
         scheduler_interval_seconds=_int(env, "SCHEDULER_INTERVAL_SECONDS", 60, 0, 86_400),
         log_level=log_level, language=language, profiles=profiles,
+        concerns_lead_email=_one_email(env, "CONCERNS_LEAD_EMAIL"),
     )

@@ -156,6 +156,18 @@ class SessionPlan:
 
 
 @dataclass
+class Tracked:
+    """A dated item a feature keeps in its own collection (an action item, a concern), mirrored on
+    the case so that due work can be computed from case state alone (due-work sources are synchronous)."""
+    id: str
+    kind: str                              # e.g. "action_item", "concern"
+    due_on: date | None = None
+    since: datetime | None = None          # UTC: when it was raised or last changed
+    owner: str = ""                        # e-mail or Teams user id of whoever must act
+    status: str = "open"                   # open | done | closed ...
+
+
+@dataclass
 class Transition:
     at: datetime
     actor: str
@@ -184,6 +196,7 @@ class Case:
     follow_up_due: date | None = None
     closed_at: datetime | None = None
     legal_hold: bool = False
+    tracked: list[Tracked] = field(default_factory=list)
     history: list[Transition] = field(default_factory=list)
     version: int = 0
 
