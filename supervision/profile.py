@@ -71,6 +71,7 @@ class Timescales:
     session_length_minutes: int
     office_hours_start: int
     office_hours_end: int
+    request_decision_working_days: int = 5     # the coordinators' deadline to decide on a request
 
 
 @dataclass(frozen=True)
@@ -271,6 +272,7 @@ def _build(file: str, data: dict[str, Any]) -> Profile:
             session_length_minutes=r.int("timescales.session_length_minutes", 15, 480),
             office_hours_start=start,
             office_hours_end=end,
+            request_decision_working_days=r.int("timescales.request_decision_working_days", 1, 60),
         ),
         facilitation=Facilitation(
             count=facilitators,
