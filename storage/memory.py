@@ -6,6 +6,7 @@ import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
+from storage.leader import LocalLeaderElection
 from supervision.errors import VersionConflict
 from supervision.ports import Stored
 
@@ -15,6 +16,7 @@ class MemoryStore:
         self._docs: dict[tuple[str, str], Stored] = {}
         self._logs: dict[str, list[dict[str, Any]]] = {}
         self._counter = itertools.count(1)
+        self._leader = LocalLeaderElection()
 
     async def get(self, collection: str, key: str) -> Stored | None:
         found = self._docs.get((collection, key))
@@ -48,6 +50,9 @@ class MemoryStore:
     async def read_log(self, log: str) -> AsyncIterator[dict[str, Any]]:
         for record in list(self._logs.get(log, [])):
             yield copy.deepcopy(record)
+
+    def leader_election(self) -> LocalLeaderElection:
+        return self._leader
 
     async def close(self) -> None:
         return None

@@ -15,6 +15,7 @@ from bot.config import Config, load_config
 from cards.base import strip_msteams
 from storage.memory import MemoryStore
 from supervision.clock import FixedClock
+from tests.support.azurite import azurite  # noqa: F401  (session fixture: Azurite on loopback)
 from tests.support.connector import FakeConnector
 from tests.support.harness import BotHarness
 
