@@ -1,0 +1,374 @@
+"""Chronology files: the upload templates (CSV, XLSX), reading an uploaded file into rows, the
+timeline picture (PNG) and the merged chronology document (DOCX).
+
+Pure functions to and from bytes. ``timeline_png`` returns the picture together with what it drew
+(lanes and points) so that tests can check the drawing without reading pixels.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from supervision.chronology import TEMPLATE_COLUMNS, Kind, MergedChronology
+from supervision.clock import format_uk_date, format_uk_datetime
+from supervision.errors import DomainError
+
+MAX_ROWS = 2000
+MAX_FILE_BYTES = 2 * 1024 * 1024
+CSV_TYPE = "text/csv"
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+PNG_TYPE = "image/png"
+
+KIND_WORDS = {Kind.STRENGTH: "Strength", Kind.WORRY: "Worry", Kind.NEUTRAL: "Neutral"}
+# Shape and letter carry the meaning; colour only adds to it (blue/orange are safe for most colour vision).
+KIND_STYLE = {
+    Kind.STRENGTH: {"marker": "^", "letter": "S", "colour": "#1f5fa8"},
+    Kind.WORRY: {"marker": "X", "letter": "W", "colour": "#c8501e"},
+    Kind.NEUTRAL: {"marker": "o", "letter": "N", "colour": "#6b6b6b"},
+}
+GUIDANCE = (
+    "One row for each event. Keep to the columns as they are; the heading row must stay.",
+    "Date: exact (14/03/2025), a month (March 2025) or approximate (about spring 2025, early 2025, 2024).",
+    "What happened: what your agency saw, did or was told.",
+    "Impact on the child: what it meant for the child's lived experience.",
+    "Strength, worry or neutral: one of the three words.",
+    "Source agency: leave blank if it is your own agency; otherwise who the information came from.",
+    "Use initials or roles, not full names, wherever you can.",
+)
+
+
+class FileFormatError(DomainError):
+    key = "chronology.error_file_format"
+
+
+# --- templates and reading uploads ---------------------------------------------------------------
+
+def template_csv() -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(TEMPLATE_COLUMNS)
+    return buffer.getvalue().encode("utf-8-sig")
+
+
+def template_xlsx(agency: str = "") -> bytes:
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font
+    from openpyxl.worksheet.datavalidation import DataValidation
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "Chronology"
+    sheet.append(list(TEMPLATE_COLUMNS))
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+    for letter, width in zip("ABCDE", (18, 60, 45, 24, 22)):
+        sheet.column_dimensions[letter].width = width
+    sheet.freeze_panes = "A2"
+    kinds = DataValidation(type="list", formula1='"Strength,Worry,Neutral"', allow_blank=False,
+                           showErrorMessage=True, errorTitle="Strength, worry or neutral",
+                           error="Choose Strength, Worry or Neutral")
+    sheet.add_data_validation(kinds)
+    kinds.add(f"D2:D{MAX_ROWS}")
+    for row in range(2, 202):
+        sheet[f"A{row}"].number_format = "@"      # dates stay as typed ("about spring 2025")
+    help_sheet = book.create_sheet("How to fill this in")
+    help_sheet.column_dimensions["A"].width = 110
+    if agency:
+        help_sheet.append([f"Chronology of {agency}'s involvement"])
+        help_sheet["A1"].font = Font(bold=True)
+    for line in GUIDANCE:
+        help_sheet.append([line])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def kind_of_file(filename: str, file_type: str = "") -> str:
+    name = (file_type or (filename.rsplit(".", 1)[-1] if "." in filename else "")).lower().lstrip(".")
+    if name in ("csv", "txt"):
+        return "csv"
+    if name in ("xlsx", "xlsm"):
+        return "xlsx"
+    return name
+
+
+def read_table(content: bytes, filename: str = "", file_type: str = "") -> list[list[Any]]:
+    """The rows of an uploaded CSV or XLSX file (first worksheet), heading first."""
+    if len(content) > MAX_FILE_BYTES:
+        raise FileFormatError("file too large", key="chronology.error_file_large", limit=MAX_FILE_BYTES // 1024)
+    kind = kind_of_file(filename, file_type)
+    if kind == "csv":
+        return _read_csv(content)
+    if kind == "xlsx":
+        return _read_xlsx(content)
+    raise FileFormatError("not csv or xlsx", key="chronology.error_file_type", name=filename[:80] or kind)
+
+
+def _read_csv(content: bytes) -> list[list[Any]]:
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            text = content.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:  # pragma: no cover - cp1252 decodes almost anything
+        raise FileFormatError("undecodable")
+    try:
+        dialect: Any = csv.Sniffer().sniff(text.split("\n", 1)[0], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    rows = list(csv.reader(io.StringIO(text), dialect))
+    if len(rows) > MAX_ROWS + 1:
+        raise FileFormatError("too many rows", key="chronology.error_file_rows", limit=MAX_ROWS)
+    return [list(r) for r in rows]
+
+
+def _read_xlsx(content: bytes) -> list[list[Any]]:
+    from openpyxl import load_workbook
+
+    try:
+        book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+    except Exception:  # zipfile.BadZipFile, KeyError, InvalidFileException ...: not a workbook
+        raise FileFormatError("not a workbook", key="chronology.error_file_format") from None
+    try:
+        sheet = book["Chronology"] if "Chronology" in book.sheetnames else book.worksheets[0]
+        rows: list[list[Any]] = []
+        for row in sheet.iter_rows(values_only=True):
+            rows.append(list(row))
+            if len(rows) > MAX_ROWS + 1:
+                raise FileFormatError("too many rows", key="chronology.error_file_rows", limit=MAX_ROWS)
+    finally:
+        book.close()
+    while rows and all(c is None or str(c).strip() == "" for c in rows[-1]):
+        rows.pop()
+    return rows
+
+
+# --- the timeline picture ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TimelinePoint:
+    lane: int
+    agency: str
+    x: date
+    earliest: date
+    latest: date
+    kind: Kind
+    marker: str
+    letter: str
+    approximate: bool
+    outside_window: bool
+
+
+@dataclass
+class Timeline:
+    png: bytes
+    lanes: list[str]
+    points: list[TimelinePoint] = field(default_factory=list)
+    x_range: tuple[date, date] | None = None
+    width_px: int = 0
+    height_px: int = 0
+
+
+def timeline_png(merged: MergedChronology, *, title: str = "", dpi: int = 110) -> Timeline:
+    """One lane per agency that submitted; strengths, worries and neutral events by marker shape and
+    letter (S, W, N); approximate dates hollow with a bar over the range they could mean; the
+    profile's window shaded and its start marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    lanes = merged.lanes
+    points: list[TimelinePoint] = []
+    for item in merged.entries:
+        style = KIND_STYLE[item.entry.kind]
+        when = item.entry.when
+        points.append(TimelinePoint(lane=lanes.index(item.agency), agency=item.agency, x=when.sort_date,
+                                    earliest=when.earliest, latest=when.latest, kind=item.entry.kind,
+                                    marker=style["marker"], letter=style["letter"], approximate=item.approximate,
+                                    outside_window=item.outside_window))
+    low = min([merged.window_start, *(p.earliest for p in points)])
+    high = max([merged.window_end, *(p.latest for p in points)])
+    pad = max(timedelta(days=10), (high - low) / 40)
+    x_range = (low - pad, high + pad)
+
+    height = 1.6 + 0.75 * max(1, len(lanes))
+    figure = Figure(figsize=(11, height), dpi=dpi)
+    axes = figure.add_subplot(1, 1, 1)
+    axes.set_xlim(x_range[0], x_range[1])           # type: ignore[arg-type]
+    axes.set_ylim(-0.7, max(1, len(lanes)) - 0.3)
+    axes.invert_yaxis()
+    submitted = set(merged.submitted)
+    axes.set_yticks(range(len(lanes)), labels=[a if a in submitted else f"{a}\n(not submitted)" for a in lanes])
+    for lane in range(len(lanes)):
+        axes.axhline(lane, color="#d9d9d9", linewidth=1, zorder=0)
+    axes.axvspan(x_range[0], merged.window_start, color="#eeeeee", zorder=0)   # type: ignore[arg-type]
+    axes.axvline(merged.window_start, color="#555555", linestyle="--", linewidth=1)   # type: ignore[arg-type]
+    axes.text(merged.window_start, -0.62, " window starts", fontsize=8, color="#333333", va="top")  # type: ignore[arg-type]
+    if any(p.outside_window and p.x < merged.window_start for p in points):
+        axes.text(x_range[0], -0.62, " before the window", fontsize=8, color="#666666", va="top",  # type: ignore[arg-type]
+                  style="italic")
+    if merged.window_end and merged.window_end > merged.window_start:
+        axes.axvline(merged.window_end, color="#555555", linestyle=":", linewidth=1)   # type: ignore[arg-type]
+        axes.text(merged.window_end, -0.62, " session", fontsize=8, color="#333333", va="top")  # type: ignore[arg-type]
+
+    for point in points:
+        style = KIND_STYLE[point.kind]
+        y = point.lane + _jitter(point, points)
+        if point.approximate:
+            axes.plot([point.earliest, point.latest], [y, y], color=style["colour"], linewidth=2,   # type: ignore[arg-type]
+                      alpha=0.45, solid_capstyle="butt", zorder=2)
+        axes.scatter([point.x], [y], marker=point.marker, s=90, zorder=3,      # type: ignore[arg-type]
+                     facecolors="white" if point.approximate else style["colour"],
+                     edgecolors=style["colour"], linewidths=1.6)
+        axes.annotate(point.letter, (mdates.date2num(point.x), y), xytext=(7, 0), textcoords="offset points",
+                      ha="left", va="center", fontsize=7, fontweight="bold", color="#222222")
+
+    locator = mdates.AutoDateLocator(minticks=4, maxticks=12)
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(mdates.DateFormatter("%b %Y"))
+    axes.tick_params(axis="x", labelsize=8)
+    axes.tick_params(axis="y", labelsize=9)
+    for side in ("top", "right"):
+        axes.spines[side].set_visible(False)
+    legend = [
+        Line2D([], [], linestyle="none", marker=KIND_STYLE[Kind.STRENGTH]["marker"], markersize=8,
+               color=KIND_STYLE[Kind.STRENGTH]["colour"], label="S  strength"),
+        Line2D([], [], linestyle="none", marker=KIND_STYLE[Kind.WORRY]["marker"], markersize=8,
+               color=KIND_STYLE[Kind.WORRY]["colour"], label="W  worry"),
+        Line2D([], [], linestyle="none", marker=KIND_STYLE[Kind.NEUTRAL]["marker"], markersize=8,
+               color=KIND_STYLE[Kind.NEUTRAL]["colour"], label="N  neutral"),
+        Line2D([], [], linestyle="-", marker="o", markersize=7, markerfacecolor="white", color="#888888",
+               label="hollow: approximate date"),
+    ]
+    axes.legend(handles=legend, loc="upper center", bbox_to_anchor=(0.5, -0.14 - 0.05 / max(1, len(lanes))),
+                ncol=4, fontsize=8, frameon=False)
+    if title:
+        axes.set_title(title, fontsize=11, loc="left")
+    if not points:
+        axes.text(0.5, 0.5, "No chronology submitted yet", transform=axes.transAxes, ha="center", va="center")
+    figure.tight_layout()
+    out = io.BytesIO()
+    figure.savefig(out, format="png")
+    width, height_px = figure.canvas.get_width_height()
+    return Timeline(png=out.getvalue(), lanes=list(lanes), points=points, x_range=x_range,
+                    width_px=width, height_px=height_px)
+
+
+def _jitter(point: TimelinePoint, points: list[TimelinePoint]) -> float:
+    """Points of one lane closer than a week apart are spread a little up and down, so none hides another."""
+    close = [p for p in points if p.lane == point.lane and abs((p.x - point.x).days) < 7]
+    if len(close) < 2:
+        return 0.0
+    index = close.index(point)
+    return (index - (len(close) - 1) / 2) * 0.3
+
+
+# --- the merged chronology document --------------------------------------------------------------
+
+def chronology_docx(merged: MergedChronology, *, partnership: str = "", picture: bytes | None = None,
+                    now: datetime | None = None) -> bytes:
+    from docx import Document
+    from docx.enum.section import WD_ORIENT
+    from docx.shared import Cm, Pt
+
+    document = Document()
+    section = document.sections[0]
+    section.orientation = WD_ORIENT.LANDSCAPE
+    section.page_width, section.page_height = section.page_height, section.page_width
+    for side in ("left_margin", "right_margin", "top_margin", "bottom_margin"):
+        setattr(section, side, Cm(1.6))
+    document.styles["Normal"].font.size = Pt(10)
+
+    document.add_heading("Multi-agency chronology", level=0)
+    intro = [f"Case {merged.reference}"]
+    if partnership:
+        intro.append(partnership)
+    document.add_paragraph(" · ".join(intro))
+    meta = document.add_paragraph()
+    meta.add_run("Window: ").bold = True
+    meta.add_run(f"{format_uk_date(merged.window_start)} to {format_uk_date(merged.window_end)}")
+    if now or merged.generated_at:
+        meta.add_run("    Produced: ").bold = True
+        meta.add_run(format_uk_datetime(now or merged.generated_at))  # type: ignore[arg-type]
+    status = document.add_paragraph()
+    status.add_run("Agencies included: ").bold = True
+    status.add_run(", ".join(merged.submitted) or "none yet")
+    missing = document.add_paragraph()
+    missing.add_run("Not yet submitted: ").bold = True
+    missing.add_run(", ".join(merged.missing) or "none")
+    if merged.merged_by == "social_worker":
+        note = document.add_paragraph()
+        note.add_run("Merged by the social worker: ").bold = True
+        note.add_run(f"yes, {merged.confirmed_by}" if merged.confirmed_at else "not yet")
+    document.add_paragraph(
+        "Key: S strength, W worry, N neutral. ≈ marks a date recorded approximately (it is placed in the "
+        "middle of the period it could mean). † marks an entry outside the window.")
+
+    if picture:
+        document.add_picture(io.BytesIO(picture), width=Cm(24))
+
+    document.add_heading("Merged chronology, by date", level=1)
+    table = document.add_table(rows=1, cols=6)
+    table.style = "Table Grid"
+    for cell, heading in zip(table.rows[0].cells, ("Date", "Agency", "What happened", "Impact on the child",
+                                                   "S / W / N", "Notes")):
+        cell.text = ""
+        cell.paragraphs[0].add_run(heading).bold = True
+    for item in merged.entries:
+        entry = item.entry
+        notes = []
+        if item.approximate:
+            notes.append("≈ approximate date")
+        if item.outside_window:
+            notes.append("† outside the window")
+        agency = item.agency if entry.source == item.agency else f"{item.agency} (from {entry.source})"
+        row = table.add_row().cells
+        values = (entry.when.marked(), agency, entry.what, entry.impact,
+                  f"{KIND_STYLE[entry.kind]['letter']} {KIND_WORDS[entry.kind]}", "; ".join(notes))
+        for cell, value in zip(row, values):
+            cell.text = value
+    if not merged.entries:
+        document.add_paragraph("No entries yet.")
+
+    document.add_heading("Strengths and worries by agency", level=1)
+    counts = document.add_table(rows=1, cols=4)
+    counts.style = "Table Grid"
+    for cell, heading in zip(counts.rows[0].cells, ("Agency", "Strengths", "Worries", "Neutral")):
+        cell.paragraphs[0].add_run(heading).bold = True
+    for agency, c in merged.by_agency_counts.items():
+        for cell, value in zip(counts.add_row().cells, (agency, c.strengths, c.worries, c.neutral)):
+            cell.text = str(value)
+
+    document.add_heading("Strengths and worries by month", level=1)
+    months = document.add_table(rows=1, cols=4)
+    months.style = "Table Grid"
+    for cell, heading in zip(months.rows[0].cells, ("Month", "Strengths", "Worries", "Neutral")):
+        cell.paragraphs[0].add_run(heading).bold = True
+    for month, c in merged.by_month_counts.items():
+        label = date.fromisoformat(month + "-01").strftime("%b %Y")
+        for cell, value in zip(months.add_row().cells, (label, c.strengths, c.worries, c.neutral)):
+            cell.text = str(value)
+
+    document.add_heading("Each agency's chronology", level=1)
+    for agency, items in merged.by_agency().items():
+        document.add_heading(agency, level=2)
+        for item in items:
+            entry = item.entry
+            paragraph = document.add_paragraph(style="List Bullet")
+            paragraph.add_run(f"{entry.when.marked()}: ").bold = True
+            paragraph.add_run(f"[{KIND_STYLE[entry.kind]['letter']}] {entry.what}")
+            if entry.impact:
+                paragraph.add_run(f" Impact: {entry.impact}").italic = True
+            if item.outside_window:
+                paragraph.add_run(" † outside the window")
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
