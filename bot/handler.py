@@ -9,6 +9,7 @@ from botbuilder.core import ActivityHandler, ConversationState, InvokeResponse, 
 from botbuilder.dialogs import Dialog, DialogSet, DialogTurnStatus
 from botbuilder.schema import ChannelAccount
 
+from bot.files import FILES_RECEIVED, has_files
 from bot.routing import Router
 from bot.services import Services
 from bot.turn import Turn
@@ -77,6 +78,10 @@ class SupervisionBot(ActivityHandler):
             await self._on_card_submit(turn_context)
             return
         text = TurnContext.remove_recipient_mention(activity) if activity.entities else (activity.text or "")
+        files_handler = self.router.events.get(FILES_RECEIVED)
+        if files_handler is not None and not (text or "").strip() and has_files(activity):
+            await self._run(await self.make_turn(turn_context), files_handler)   # a file sent in chat
+            return
         turn = await self.make_turn(turn_context, text=text or "")
         dialog_context = await self.dialogs.create_context(turn_context)
         route = self.router.match_command(text or "")
