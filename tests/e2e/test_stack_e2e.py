@@ -1,0 +1,109 @@
+"""The end-to-end stack itself: each Playground user in personal chat, group chat and the General
+channel; card submits and invokes; proactive posts to the coordinators' channel; the identifier
+check; a second stack with another profile."""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+
+import aiohttp
+import pytest
+
+from supervision.catalogue import Catalogue
+from tests.e2e.playground import (
+    GENERAL_CHANNEL,
+    USERS,
+    PlaygroundClient,
+    Stack,
+    assert_no_identifiers_shared,
+)
+
+pytestmark = pytest.mark.e2e
+T = Catalogue.for_language("en")
+
+
+async def test_each_user_is_seen_as_themselves_in_personal_chat(playground: PlaygroundClient, stack: Stack) -> None:
+    chats = {}
+    for person in USERS.values():
+        said = await playground.say(f"e2e-hello-{person.key}", user=person)
+        answer = await playground.reply(said)
+        assert answer.text == T("command.unknown", text=f"e2e-hello-{person.key}")
+        assert answer.activity["recipient"]["id"] == person.id
+        chats[person.key] = said.conversation_id
+    assert len(set(chats.values())) == len(USERS), "each user has their own personal chat"
+    assert chats["alex"] == stack.personal_chat_id
+    # the bot looked each user up in the roster: their email is what roles are configured by
+    people = stack.data_dir / "docs" / "people"
+    for person in USERS.values():
+        stored = json.dumps(json.loads((people / f"{person.id}.json").read_text()))
+        assert person.email in stored, f"{person.id} not recorded as {person.email}"
+
+
+async def test_group_chat_and_channel_hear_only_mentions(playground: PlaygroundClient, stack: Stack) -> None:
+    said = await playground.say("help", user="patti", conversation="group")
+    answer = await playground.reply(said)
+    assert said.conversation_id == stack.group_chat_id
+    assert answer.card is not None and answer.activity["conversation"]["conversationType"] == "groupChat"
+
+    said = await playground.say("help", user="isaiah", conversation="channel")
+    answer = await playground.reply(said)
+    assert said.conversation_id.startswith(f"{GENERAL_CHANNEL};messageid=")
+    assert answer.activity["conversation"]["conversationType"] == "channel"
+
+    unheard = await playground.say("help", user="alex", conversation="group", mention=False)
+    assert await playground.quiet(0.5, after=unheard.mark) == []
+    unheard = await playground.say("help", user="alex", conversation="channel", mention=False)
+    assert await playground.quiet(0.3, after=unheard.mark) == []
+
+
+async def test_submit_and_invoke_reach_the_bot(playground: PlaygroundClient) -> None:
+    card = await playground.ask("help", user="adele")
+    said = await playground.submit({"verb": "e2e.no_such_verb"}, reply_to=card, user="adele")
+    answer = await playground.reply(said)
+    assert answer.text == T("error.card_payload")
+
+    body = await playground.invoke("e2e.no_such_verb", {"x": 1}, reply_to=card, user="adele")
+    assert (body["type"], body["value"]) == ("application/vnd.microsoft.activity.message", T("error.card_payload"))
+
+
+async def test_proactive_post_to_the_general_channel_starts_a_thread_that_takes_submits(
+        playground: PlaygroundClient, stack: Stack) -> None:
+    """What the bot does for COORDINATOR_CONVERSATION_ID=team-id, through the same connector URL."""
+    assert stack.env["COORDINATOR_CONVERSATION_ID"] == GENERAL_CHANNEL
+    mark = playground.mark()
+    activity = {"type": "message", "text": "e2e proactive post", "from": {"id": stack.bot_id},
+                "conversation": {"id": GENERAL_CHANNEL, "isGroup": True}}
+    async with aiohttp.ClientSession() as session:
+        url = f"{stack.env['COORDINATOR_SERVICE_URL']}/v3/conversations/{GENERAL_CHANNEL}/activities"
+        async with session.post(url, json=activity) as response:
+            assert response.status in (200, 201), await response.text()
+    posted = await playground.wait_for(lambda m: m.text == "e2e proactive post", after=mark)
+    assert posted.conversation_id == f"{GENERAL_CHANNEL};messageid={posted.id}"
+    frame = next(f for f in playground.stream_frames() if f["message"]["messageId"] == posted.id)
+    assert (frame["actionConversationId"], frame["message"]["postConversationId"]) == \
+        (GENERAL_CHANNEL, posted.conversation_id)
+    said = await playground.submit({"verb": "e2e.no_such_verb"}, reply_to=posted, user="megan")
+    assert (await playground.reply(said)).text == T("error.card_payload")
+
+
+async def test_identifier_check_finds_what_reached_shared_conversations(playground: PlaygroundClient,
+                                                                        stack: Stack) -> None:
+    await playground.ask("e2e-private Zebedee", user="alex")  # personal chat: allowed
+    await playground.ask("help", user="megan", conversation="channel")
+    assert assert_no_identifiers_shared(stack, ["Zebedee", "1 Synthetic Street"], check_log=False) >= 1
+    with pytest.raises(AssertionError, match="Bolton Safeguarding"):
+        assert_no_identifiers_shared(stack, ["Bolton Safeguarding Children Partnership"], check_log=False)
+    said = await playground.say("e2e-shared Zebedee", user="megan", conversation="group")
+    await playground.reply(said)
+    with pytest.raises(AssertionError, match="Zebedee"):
+        assert_no_identifiers_shared(stack, ["Zebedee"], check_log=False)
+
+
+async def test_a_second_stack_with_another_profile(start_stack: Callable[[Mapping[str, str]], Stack]) -> None:
+    other = start_stack({"DEFAULT_PROFILE": "argyll_bute"})
+    async with other.client() as client:
+        answer = await client.ask("help", user="lynne")
+    other.stop()
+    assert "Argyll and Bute Child Protection Committee" in answer.all_text
+    assert other.bot is not None and other.bot.poll() is not None
+    assert other.playground is not None and other.playground.poll() is not None
