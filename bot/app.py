@@ -8,11 +8,20 @@ from typing import Any
 
 from aiohttp import web
 from botbuilder.core import ConversationState, MemoryStorage, Storage, UserState
-from botbuilder.integration.aiohttp import ConfigurationBotFrameworkAuthentication
-from botframework.connector.auth import BotFrameworkAuthentication
+from botbuilder.integration.aiohttp import (
+    ConfigurationBotFrameworkAuthentication,
+    ConfigurationServiceClientCredentialFactory,
+)
+from botbuilder.schema import CallerIdConstants
+from botframework.connector.auth import (
+    AuthenticationConstants,
+    BotFrameworkAuthentication,
+    ServiceClientCredentialsFactory,
+)
 
 from bot.adapter import SupervisionAdapter
 from bot.config import Config
+from bot.credentials import SharedCredentialsFactory
 from bot.events import EventDispatcher
 from bot.features import Register, register_all
 from bot.handler import SupervisionBot
@@ -48,7 +57,15 @@ class _AuthSettings:
         self.APP_TYPE = config.app_type
         self.APP_TENANTID = config.app_tenant_id
         if openid_metadata_url:
+            # Any of these switches the SDK to its parameterized authentication, which needs them all:
+            # the public-cloud values, with only the key server moved.
             self.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL = openid_metadata_url
+            self.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER = AuthenticationConstants.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER
+            self.TO_CHANNEL_FROM_BOT_LOGIN_URL = AuthenticationConstants.TO_CHANNEL_FROM_BOT_LOGIN_URL_PREFIX
+            self.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE = AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE
+            self.OAUTH_URL = AuthenticationConstants.OAUTH_URL
+            self.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL = AuthenticationConstants.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL
+            self.CALLER_ID = CallerIdConstants.public_azure_channel
 
 
 def make_store(config: Config) -> DocumentStore:
@@ -75,6 +92,7 @@ def make_bot_state_storage(config: Config, store: DocumentStore) -> Storage:
 
 def create_app(config: Config, *, clock: Clock | None = None, store: DocumentStore | None = None,
                auth: BotFrameworkAuthentication | None = None, openid_metadata_url: str | None = None,
+               credentials_factory: ServiceClientCredentialsFactory | None = None,
                features: list[Register] | None = None, start_background: bool = True) -> web.Application:
     clock = clock or SystemClock()
     store = store if store is not None else make_store(config)
@@ -82,8 +100,12 @@ def create_app(config: Config, *, clock: Clock | None = None, store: DocumentSto
     services = Services(config=config, clock=clock, store=store, cases=CaseRepository(store),
                         audit=AuditLog(store, clock), directory=config.directory(), events=events,
                         profiles=config.profiles)
-    auth = auth or ConfigurationBotFrameworkAuthentication(_AuthSettings(config, openid_metadata_url))
-    adapter = SupervisionAdapter(auth, config.language)
+    if auth is None:  # one credentials object per app id and scope, its token reused (bot/credentials.py)
+        settings = _AuthSettings(config, openid_metadata_url)
+        shared = SharedCredentialsFactory(credentials_factory or ConfigurationServiceClientCredentialFactory(settings))
+        auth = ConfigurationBotFrameworkAuthentication(settings, credentials_factory=shared)
+    adapter = SupervisionAdapter(auth, config.language, openid_metadata_url=openid_metadata_url,
+                                 check_keys=not config.anonymous)
     services.proactive = Proactive(adapter, store, config.app_id, config.tenant_id)
     services.people = People(store)
     services.due_work = DueWorkRunner(services.cases, store, clock)
@@ -115,6 +137,7 @@ def create_app(config: Config, *, clock: Clock | None = None, store: DocumentSto
         yield
         for stop in background:
             await stop()
+        await adapter.close()
         close = getattr(store, "close", None)
         if close is not None:
             await close()

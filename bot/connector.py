@@ -1,0 +1,226 @@
+"""Outbound calls to the Bot Connector: one connector client per (app id, service URL, audience),
+sent over one aiohttp session with connection reuse, signed with the shared cached token.
+
+Works around botbuilder 4.17.1 (each behaviour is pinned by tests/test_hot_path.py):
+
+- ``CloudAdapterBase.process_activity`` asks the connector factory for a new ``ConnectorClient``
+  and the authentication for a new user-token client on every turn; each one is a msrest client
+  whose configuration builds ``ClientRetryPolicy`` (a 999-item status list) - most of the CPU of a
+  turn.
+- The msrest default pipeline sends with ``requests`` in a worker thread, a new TCP connection per
+  client (so per turn), after signing synchronously on the event loop.
+
+``PooledAuthentication`` wraps the configured ``BotFrameworkAuthentication``: inbound authentication
+is untouched (the SDK validates every token), only the connector factory and user-token client it
+hands the adapter are replaced by pooled ones. A pooled client is still the SDK's ``ConnectorClient``
+(same operations, models and serialisation); only its pipeline is ours: user agent, bearer token
+from ``CachedAppCredentials.token()``, a small retry for 429/5xx, and an aiohttp sender.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import aiohttp
+from botbuilder.schema import Activity
+from botframework.connector.aio import ConnectorClient
+from botframework.connector.auth import (
+    AuthenticateRequestResult,
+    AuthenticationConstants,
+    BotFrameworkAuthentication,
+    ClaimsIdentity,
+    ConnectorFactory,
+    UserTokenClient,
+)
+from botframework.connector.skills import BotFrameworkClient
+from msrest.pipeline import AsyncHTTPPolicy, AsyncHTTPSender, AsyncPipeline, Request, Response
+from msrest.pipeline.universal import RawDeserializer
+from msrest.universal_http.aiohttp import AioHttpClientResponse
+
+from bot.credentials import CachedAppCredentials
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_ATTEMPTS = 3
+MAX_RETRY_AFTER = 10.0
+TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)
+
+
+def app_id_of(claims_identity: ClaimsIdentity) -> str:
+    """As the SDK's ``_BuiltinBotFrameworkAuthentication.get_app_id``: aud, else appid."""
+    claims = claims_identity.claims or {}
+    return str(claims.get(AuthenticationConstants.AUDIENCE_CLAIM)
+               or claims.get(AuthenticationConstants.APP_ID_CLAIM) or "")
+
+
+class SessionSender(AsyncHTTPSender):  # type: ignore[misc]
+    """msrest pipeline sender over the pool's shared aiohttp session (keep-alive connections)."""
+
+    def __init__(self, pool: ConnectorPool) -> None:
+        self.pool = pool
+
+    async def __aenter__(self) -> SessionSender:
+        return self
+
+    async def __aexit__(self, *exc_details: Any) -> None:
+        return None
+
+    def build_context(self) -> None:
+        return None
+
+    async def send(self, request: Request, **config: Any) -> Response:
+        http_request = request.http_request
+        raw = await self.pool.session().request(http_request.method, http_request.url,
+                                                headers=dict(http_request.headers),
+                                                data=http_request.data, timeout=TIMEOUT)
+        response = AioHttpClientResponse(http_request, raw)
+        try:
+            await response.load_body()
+        finally:
+            raw.release()
+        return Response(request, response)
+
+
+class BearerPolicy(AsyncHTTPPolicy):  # type: ignore[misc]
+    """Adds the cached token; on a 401 from the channel, fetches a fresh one and tries once more."""
+
+    def __init__(self, credentials: Any) -> None:
+        super().__init__()
+        self.credentials = credentials
+
+    async def send(self, request: Request, **kwargs: Any) -> Response:
+        nxt = self.next
+        assert nxt is not None
+        if not isinstance(self.credentials, CachedAppCredentials):
+            return await nxt.send(request, **kwargs)  # anonymous: no token
+        headers = request.http_request.headers
+        headers["Authorization"] = f"Bearer {await self.credentials.token()}"
+        response = await nxt.send(request, **kwargs)
+        if response.http_response.status_code == 401:
+            headers["Authorization"] = f"Bearer {await self.credentials.token(force_refresh=True)}"
+            response = await nxt.send(request, **kwargs)
+        return response
+
+
+class RetryPolicy(AsyncHTTPPolicy):  # type: ignore[misc]
+    """A throttled or failing channel (429, 5xx, connection error) is tried again, up to three
+    attempts, honouring Retry-After (as msrest's requests retry did)."""
+
+    async def send(self, request: Request, **kwargs: Any) -> Response:
+        nxt = self.next
+        assert nxt is not None
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                response = await nxt.send(request, **kwargs)
+            except (TimeoutError, aiohttp.ClientConnectionError):
+                if attempt == MAX_ATTEMPTS:
+                    raise
+                await asyncio.sleep(0.5 * attempt)
+                continue
+            status = response.http_response.status_code
+            if status not in RETRY_STATUSES or attempt == MAX_ATTEMPTS:
+                return response
+            await asyncio.sleep(_retry_after(response.http_response.headers.get("Retry-After"), attempt))
+        raise AssertionError("unreachable")
+
+
+def _retry_after(value: str | None, attempt: int) -> float:
+    try:
+        return min(MAX_RETRY_AFTER, max(0.0, float(value))) if value else 0.5 * attempt
+    except ValueError:
+        return 0.5 * attempt
+
+
+class ConnectorPool:
+    """Connector clients by (app id, service URL, audience), user-token clients by app id, and the
+    aiohttp session they all send on. ``close()`` at shutdown."""
+
+    def __init__(self, *, limit_per_host: int = 64) -> None:
+        self.limit_per_host = limit_per_host
+        self._session: aiohttp.ClientSession | None = None
+        self._clients: dict[tuple[str, str, str], ConnectorClient] = {}
+        self._token_clients: dict[str, UserTokenClient] = {}
+        self.created = 0
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=0, limit_per_host=self.limit_per_host,
+                                             keepalive_timeout=60)
+            self._session = aiohttp.ClientSession(connector=connector)
+        return self._session
+
+    async def client(self, app_id: str, service_url: str, audience: str | None,
+                     inner: ConnectorFactory) -> ConnectorClient:
+        key = (app_id, service_url, audience or "")
+        found = self._clients.get(key)
+        if found is None:
+            made = await inner.create(service_url, audience)
+            self._adopt(made)
+            found = self._clients.setdefault(key, made)
+        return found
+
+    def _adopt(self, client: ConnectorClient) -> None:
+        """Keep the SDK client, swap its pipeline for ours."""
+        config = client.config
+        config.pipeline = AsyncPipeline(
+            [config.user_agent_policy, BearerPolicy(config.credentials), RetryPolicy(), RawDeserializer(),
+             config.http_logger_policy],
+            SessionSender(self))
+        self.created += 1
+
+    async def user_token_client(self, app_id: str, make: Any) -> UserTokenClient:
+        found = self._token_clients.get(app_id)
+        if found is None:
+            found = self._token_clients.setdefault(app_id, await make())
+        return found
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+
+class PooledConnectorFactory(ConnectorFactory):
+    def __init__(self, pool: ConnectorPool, inner: ConnectorFactory, app_id: str) -> None:
+        self.pool, self.inner, self.app_id = pool, inner, app_id
+
+    async def create(self, service_url: str, audience: str | None = None) -> ConnectorClient:
+        return await self.pool.client(self.app_id, service_url, audience, self.inner)
+
+
+class PooledAuthentication(BotFrameworkAuthentication):
+    """The configured authentication, with pooled outbound clients. Inbound checks are the SDK's."""
+
+    def __init__(self, inner: BotFrameworkAuthentication, pool: ConnectorPool | None = None) -> None:
+        self.inner = inner
+        self.pool = pool or ConnectorPool()
+
+    async def authenticate_request(self, activity: Activity, auth_header: str) -> AuthenticateRequestResult:
+        result = await self.inner.authenticate_request(activity, auth_header)
+        if result.connector_factory is not None:
+            result.connector_factory = PooledConnectorFactory(self.pool, result.connector_factory,
+                                                              app_id_of(result.claims_identity))
+        return result
+
+    async def authenticate_streaming_request(self, auth_header: str,
+                                             channel_id_header: str) -> AuthenticateRequestResult:
+        return await self.inner.authenticate_streaming_request(auth_header, channel_id_header)
+
+    def create_connector_factory(self, claims_identity: ClaimsIdentity) -> ConnectorFactory:
+        return PooledConnectorFactory(self.pool, self.inner.create_connector_factory(claims_identity),
+                                      app_id_of(claims_identity))
+
+    async def create_user_token_client(self, claims_identity: ClaimsIdentity) -> UserTokenClient:
+        return await self.pool.user_token_client(
+            app_id_of(claims_identity), lambda: self.inner.create_user_token_client(claims_identity))
+
+    def create_bot_framework_client(self) -> BotFrameworkClient:
+        return self.inner.create_bot_framework_client()
+
+    def get_originating_audience(self) -> str:
+        return self.inner.get_originating_audience()
+
+    async def authenticate_channel_request(self, auth_header: str) -> ClaimsIdentity:
+        return await self.inner.authenticate_channel_request(auth_header)
