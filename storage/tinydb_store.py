@@ -206,8 +206,15 @@ class TinyDBStore:
             if etag is not None and (current is None or current.etag != etag):
                 raise VersionConflict(f"{collection}/{key} changed")
             new_etag = f'"{secrets.token_hex(8)}"'
+            record = {"key": key, "etag": new_etag, "data": payload}
             db = self._open(self._doc_path(collection, key, create=True), durable)
-            db.upsert(Document({"key": key, "etag": new_etag, "data": payload}, doc_id=DOC_ID))
+            # One write per put: update the record in place, or insert it into a new file. (TinyDB's
+            # upsert would first write an empty table for a new document: a crash there would leave
+            # a file with no document in it.)
+            if db.contains(doc_id=DOC_ID):
+                db.update(record, doc_ids=[DOC_ID])
+            else:
+                db.insert(Document(record, doc_id=DOC_ID))
             db.close()
             return new_etag
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,6 @@ import pytest
 from storage.blob_store import BlobStore
 from storage.memory import MemoryStore
 from storage.tinydb_store import SEGMENT, TinyDBStore
-from supervision.codec import to_data
 from supervision.errors import VersionConflict
 from supervision.models import Case, CaseState
 from supervision.repository import CaseRepository
@@ -131,7 +130,7 @@ class StoreContract:
     async def test_concurrent_case_updates_are_never_lost(self, doc_store: Any) -> None:
         cases = CaseRepository(doc_store)
         case = Case(id="c-concurrent", reference="MAGS-BOL-260105-0001", profile_id="bolton",
-                    state=CaseState.REQUESTED, created_at=datetime(2026, 1, 5, 9, tzinfo=timezone.utc))
+                    state=CaseState.REQUESTED, created_at=datetime(2026, 1, 5, 9, tzinfo=UTC))
         await cases.create(case)
 
         def add_info(i: int) -> Any:

@@ -1,0 +1,301 @@
+"""The TinyDB store beyond the shared contract: crash safety under SIGKILL, the single-writer lock,
+bounded cost per operation, and backup/restore.
+
+Run as a script (``python tests/test_storage_tinydb.py writer DIR SEED``) this file is the writer the
+crash test kills: it writes, updates and appends as fast as it can and prints each acknowledgement.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+
+from storage import tinydb_store  # noqa: E402
+from storage.tinydb_store import TinyDBStore, backup, encode_name, restore  # noqa: E402
+from supervision.errors import StoreLocked, VersionConflict  # noqa: E402
+
+KILLS = 20
+
+
+def checksum(payload: str) -> str:
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+# --- the writer that gets killed ------------------------------------------------------------------
+async def writer(folder: str, seed: int) -> None:
+    rng = random.Random(seed)
+    store = TinyDBStore(folder)
+    out = sys.stdout
+    out.write("READY\n")
+    out.flush()
+    n = 0
+    while True:
+        n += 1
+        op = rng.random()
+        if op < 0.5:
+            payload = "x" * rng.randint(50, 4000)
+            key = f"d{seed}-{n}"
+            await store.put("docs", key, {"n": n, "payload": payload, "sum": checksum(payload)}, create_only=True)
+            out.write(f"C {key}\n")
+        elif op < 0.8:
+            while True:
+                current = await store.get("counter", "c")
+                value = (current.data["v"] if current else 0) + 1
+                try:
+                    if current is None:
+                        await store.put("counter", "c", {"v": value}, create_only=True)
+                    else:
+                        await store.put("counter", "c", {"v": value}, etag=current.etag)
+                    break
+                except VersionConflict:
+                    continue
+            out.write(f"U {value}\n")
+        else:
+            await store.append("events", {"seed": seed, "n": n})
+            out.write(f"A {seed} {n}\n")
+        out.flush()
+
+
+# --- the crash test -------------------------------------------------------------------------------
+def _acks(raw: bytes) -> list[list[str]]:
+    lines = raw.decode(errors="replace").split("\n")[:-1]       # the last, unterminated line is no ack
+    return [line.split() for line in lines if line and line != "READY"]
+
+
+async def _verify(folder: Path, created: set[str], counter: int, appended: set[tuple[int, int]]) -> tuple[int, int]:
+    """(lost, corrupt): acknowledged writes missing, and documents or records that do not load."""
+    lost = corrupt = 0
+    try:
+        store = TinyDBStore(folder)
+    except Exception:
+        return len(created) + len(appended), 1
+    try:
+        for key in await store.keys("docs"):
+            try:
+                stored = await store.get("docs", key)
+            except Exception:
+                corrupt += 1
+                continue
+            if stored is None or stored.data.get("sum") != checksum(stored.data.get("payload", "")):
+                corrupt += 1
+        present = set(await store.keys("docs"))
+        lost += len(created - present)
+        try:
+            current = await store.get("counter", "c")
+            if counter and (current is None or current.data["v"] < counter):
+                lost += 1
+        except Exception:
+            corrupt += 1
+        try:
+            records = {(r["seed"], r["n"]) async for r in store.read_log("events")}
+            lost += len(appended - records)
+        except Exception:
+            corrupt += 1
+    finally:
+        await store.close()
+    return lost, corrupt
+
+
+@pytest.mark.slow
+async def test_kill_minus_nine_loses_and_corrupts_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "store"
+    rng = random.Random(20260105)
+    created: set[str] = set()
+    appended: set[tuple[int, int]] = set()
+    counter = 0
+    total_lost = total_corrupt = acknowledged = 0
+    for kill in range(KILLS):
+        process = subprocess.Popen([sys.executable, str(Path(__file__)), "writer", str(folder), str(kill)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+        assert process.stdout is not None
+        ready = process.stdout.readline()
+        assert ready == b"READY\n", process.stderr.read() if process.stderr else ready
+        time.sleep(rng.uniform(0.05, 0.4))
+        os.kill(process.pid, signal.SIGKILL)
+        rest, _err = process.communicate(timeout=10)
+        assert process.returncode == -signal.SIGKILL
+        for ack in _acks(rest):
+            acknowledged += 1
+            if ack[0] == "C":
+                created.add(ack[1])
+            elif ack[0] == "U":
+                counter = max(counter, int(ack[1]))
+            elif ack[0] == "A":
+                appended.add((int(ack[1]), int(ack[2])))
+        lost, corrupt = await _verify(folder, created, counter, appended)
+        total_lost += lost
+        total_corrupt += corrupt
+    print(f"\ncrash test: {KILLS} SIGKILLs, {acknowledged} acknowledged writes "
+          f"({len(created)} documents, counter {counter}, {len(appended)} log records): "
+          f"lost {total_lost}, corrupt {total_corrupt}")
+    assert acknowledged > KILLS * 5, "the writer hardly wrote anything: the test proves nothing"
+    assert total_lost == 0
+    assert total_corrupt == 0
+
+
+def test_the_verifier_does_count_a_torn_document(tmp_path: Path) -> None:
+    """The crash test's checker is not blind: a half-written document file is counted as corrupt."""
+    async def scenario() -> tuple[int, int]:
+        store = TinyDBStore(tmp_path / "s")
+        await store.put("docs", "d1", {"n": 1, "payload": "abc", "sum": checksum("abc")})
+        await store.put("docs", "d2", {"n": 2, "payload": "def", "sum": checksum("def")})
+        await store.close()
+        path = tmp_path / "s" / "docs" / "docs" / "d2.json"
+        path.write_bytes(path.read_bytes()[:25])          # what an in-place truncating write leaves
+        return await _verify(tmp_path / "s", {"d1", "d2", "d3"}, 0, set())
+
+    assert asyncio.run(scenario()) == (1, 1)
+
+
+# --- single writer --------------------------------------------------------------------------------
+async def test_a_second_store_on_the_same_folder_is_refused_with_the_folder_named(tmp_path: Path) -> None:
+    store = TinyDBStore(tmp_path / "data")
+    try:
+        with pytest.raises(StoreLocked) as refused:
+            TinyDBStore(tmp_path / "data")
+        assert str((tmp_path / "data").resolve()) in str(refused.value)
+        code = ("import sys; sys.path.insert(0, '.');\n"
+                "from storage.tinydb_store import TinyDBStore\nfrom supervision.errors import StoreLocked\n"
+                f"try:\n    TinyDBStore({str(tmp_path / 'data')!r})\nexcept StoreLocked as e:\n"
+                "    print(e); sys.exit(3)\n")
+        result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=30)
+        assert result.returncode == 3, result.stderr
+        assert str((tmp_path / "data").resolve()) in result.stdout
+        assert f"pid {os.getpid()}" in result.stdout
+    finally:
+        await store.close()
+    again = TinyDBStore(tmp_path / "data")          # released on close
+    await again.close()
+
+
+async def test_half_written_temporary_files_are_cleared_at_start(tmp_path: Path) -> None:
+    store = TinyDBStore(tmp_path / "data")
+    await store.put("cases", "c1", {"v": 1})
+    await store.close()
+    (tmp_path / "data" / "tmp" / "c1.json.abc.tmp").write_bytes(b'{"_default": {"1": {"ke')
+    store = TinyDBStore(tmp_path / "data")
+    try:
+        assert list((tmp_path / "data" / "tmp").iterdir()) == []
+        assert (await store.get("cases", "c1")).data == {"v": 1}
+    finally:
+        await store.close()
+
+
+# --- bounded cost ---------------------------------------------------------------------------------
+async def test_an_operation_reads_one_small_file_not_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = TinyDBStore(tmp_path / "data")
+    try:
+        await store.bulk_put("cases", {f"c{i}": {"i": i, "text": "y" * 500} for i in range(300)})
+        for i in range(450):
+            await store.append("audit", {"i": i})
+        reads: list[Path] = []
+        writes: list[Path] = []
+        original_read, original_write = tinydb_store.AtomicJSONStorage.read, tinydb_store.AtomicJSONStorage.write
+
+        def counting_read(self: Any) -> Any:
+            reads.append(self.path)
+            return original_read(self)
+
+        def counting_write(self: Any, data: Any) -> None:
+            writes.append(self.path)
+            original_write(self, data)
+
+        monkeypatch.setattr(tinydb_store.AtomicJSONStorage, "read", counting_read)
+        monkeypatch.setattr(tinydb_store.AtomicJSONStorage, "write", counting_write)
+        stored = await store.get("cases", "c150")
+        await store.put("cases", "c150", {**stored.data, "i": -1}, etag=stored.etag)
+        await store.append("audit", {"i": 450})
+        touched = {p.name for p in reads + writes}
+        assert touched == {"c150.json", "000000002.json"}, touched
+        assert max(p.stat().st_size for p in set(reads + writes)) < 20_000
+        assert [r["i"] async for r in store.read_log("audit")] == list(range(451))
+    finally:
+        await store.close()
+
+
+def test_file_names_are_reversible_and_bounded() -> None:
+    assert encode_name("user:29/ab c~") == "user%3A29%2Fab%20c%7E"
+    assert encode_name("x" * 500).startswith("~") and len(encode_name("x" * 500)) == 65
+
+
+async def test_io_runs_off_the_event_loop(tmp_path: Path) -> None:
+    store = TinyDBStore(tmp_path / "data")
+    try:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(ticker())
+        await asyncio.gather(*(store.put("cases", f"c{i}", {"i": i, "t": "z" * 2000}) for i in range(40)))
+        task.cancel()
+        assert ticks > 40       # the loop kept turning while the writes (with fsync) ran on threads
+    finally:
+        await store.close()
+
+
+# --- backup and restore ---------------------------------------------------------------------------
+async def test_backup_while_writing_then_restore(tmp_path: Path) -> None:
+    store = TinyDBStore(tmp_path / "data")
+    await store.put("cases", "c1", {"v": 1})
+    await store.append("audit", {"i": 1})
+
+    async def keep_writing() -> int:
+        n = 0
+        while True:
+            n += 1
+            await store.put("busy", f"k{n % 5}", {"n": n})
+            await asyncio.sleep(0)
+
+    writing = asyncio.create_task(keep_writing())
+    count = await asyncio.to_thread(backup, tmp_path / "data", tmp_path / "b.tar.gz")
+    writing.cancel()
+    assert count >= 2          # the case document and the audit segment, at least
+    await store.put("cases", "c1", {"v": 2})
+    await store.put("cases", "c2", {"v": 1})
+    with pytest.raises(StoreLocked):
+        restore(tmp_path / "data", tmp_path / "b.tar.gz")     # the running writer holds the lock
+    await store.close()
+    aside = restore(tmp_path / "data", tmp_path / "b.tar.gz")
+    assert aside is not None and (aside / "docs").exists()
+    store = TinyDBStore(tmp_path / "data")
+    try:
+        assert (await store.get("cases", "c1")).data == {"v": 1}
+        assert await store.get("cases", "c2") is None
+        assert [r async for r in store.read_log("audit")] == [{"i": 1}]
+        for key in await store.keys("busy"):
+            json.dumps((await store.get("busy", key)).data)
+    finally:
+        await store.close()
+
+
+def test_restore_refuses_an_archive_that_is_not_a_backup(tmp_path: Path) -> None:
+    import tarfile
+
+    bad = tmp_path / "bad.tar.gz"
+    (tmp_path / "evil.txt").write_text("x")
+    with tarfile.open(bad, "w:gz") as archive:
+        archive.add(tmp_path / "evil.txt", arcname="../evil.txt")
+    with pytest.raises(ValueError, match="not a store backup"):
+        restore(tmp_path / "data", bad)
+
+
+if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "writer":
+    asyncio.run(writer(sys.argv[2], int(sys.argv[3])))
