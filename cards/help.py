@@ -1,7 +1,7 @@
 """The help and welcome cards."""
 from __future__ import annotations
 
-from cards.base import Json, card, execute, submit, text, title
+from cards.base import Json, card, execute, facts, submit, text, title
 from supervision.catalogue import Catalogue
 from supervision.profile import Profile
 
@@ -20,23 +20,20 @@ def _buttons(t: Catalogue) -> list[Json]:
 
 
 def help_card(t: Catalogue, profile: Profile) -> Json:
-    rows: list[Json] = []
-    for command in HELP_COMMANDS:
-        rows.append({"type": "ColumnSet", "columns": [
-            {"type": "Column", "width": "auto", "items": [text(f"**{command}**")]},
-            {"type": "Column", "width": "stretch", "items": [text(t(_HELP_KEYS[command]))]},
-        ]})
-    body = [title(t("help.title")), text(t("help.intro"), subtle=True), *rows,
+    # a FactSet keeps the commands in one aligned column (one ColumnSet per row left them ragged)
+    commands = facts([(command, t(_HELP_KEYS[command])) for command in HELP_COMMANDS])
+    body = [title(t("help.title")), text(t("help.intro"), subtle=True), commands,
             text(t("help.partnership", name=profile.name, process=profile.process_name), subtle=True),
             text(t("help.model", model=profile.model.name), subtle=True)]
-    return card(body, _buttons(t))
+    # not full width: the Agents Playground flags msteams.width "Full" as unsupported
+    return card(body, _buttons(t), full_width=False)
 
 
 def welcome_card(t: Catalogue, profile: Profile) -> Json:
     body = [title(t("welcome.title")), text(t("welcome.body")),
             text(t("welcome.not_statutory"), weight="Bolder"),
             text(t("help.partnership", name=profile.name, process=profile.process_name), subtle=True)]
-    return card(body, _buttons(t))
+    return card(body, _buttons(t), full_width=False)
 
 
 def received_card(message: str) -> Json:

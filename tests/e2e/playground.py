@@ -8,17 +8,28 @@ What was found by experiment (Playground 0.2.28, msteams channel, built-in confi
   ``user-id-5``; the personal chat and the group chat get a random id at every start; the team is
   ``team-id`` and its **General channel's conversation id is ``team-id``** ("My Team - General").
 * Speaking: ``POST /_conversation/v1/conversations/{id}/messages`` ``{from:{id}, text, textFormat}``.
-  The ``from.id`` must be a member of that conversation (else 400 ``UserNotFound``):
-  - personal chat: the configured personal chat holds only Alex (``user-id-0``). Any other user's
-    personal chat is made with the connector API ``POST /_connector/v3/conversations``
-    ``{isGroup:false, members:[{id:"user-id-N"}]}`` (what a bot does to message a user first; the
-    Playground returns the same chat for the same user every time). Messages there reach the bot
-    with ``conversationType: personal`` and that user in ``from``.
-  - group chat (members: Alex plus user-id-1..5) and channels (any user): the bot only hears a
-    message that @mentions it: text ``<at>Test Bot</at> ...`` plus
-    ``mentions:[{mentioned:{id:BOT}, text:"<at>Test Bot</at>"}]``. A message to ``team-id`` starts
-    a new thread: the answer's ``postConversationId`` (``team-id;messageid=N``) is the conversation
-    id the bot sees and replies to; posting to that id replies in the thread.
+  The ``from.id`` is only checked for membership (else 400 ``UserNotFound``): the activity the bot
+  gets is always **from the current user, Alex** (``user-id-0``). So ``PlaygroundClient.say`` types
+  through that API for Alex (exactly what the page does; the message shows on the page) and, for
+  the other five users, sends the same message activity the Playground would build (its template
+  from ``/_internal/v1/customActivities/template``, ``from`` set to the user with their
+  aadObjectId, Teams channelData and mention entities) through ``POST
+  /_internal/v1/customActivities``. The bot's answers go to the real Playground conversations.
+  - personal chat: the configured personal chat holds only Alex. Another user's personal chat is
+    made with the connector API ``POST /_connector/v3/conversations`` ``{isGroup:false,
+    members:[{id:"user-id-N"}]}`` (what a bot does to message a user first; the Playground gives
+    the same chat for the same user every time, also to the bot). The bot sees
+    ``conversationType: personal``.
+  - group chat (members: Alex plus user-id-1..5) and channels: the bot only hears a message that
+    @mentions it: text ``<at>Test Bot</at> ...`` with ``mentions:[{mentioned:{id:BOT},
+    text:"<at>Test Bot</at>"}]`` (entities of type ``mention`` reach the bot). ``say`` adds the
+    mention outside personal chat unless ``mention=False`` (then nothing reaches the bot).
+  - a message to ``team-id`` starts a new thread: the answer's ``postConversationId``
+    (``team-id;messageid=N``) is the conversation id the bot sees and replies to; posting to that
+    id replies in the thread. For the other users a thread is opened through the connector first.
+  - ``TeamsInfo.get_member`` works against the Playground roster (``/v3/conversations/{id}/
+    members/{user}``): emails are ``alexw@``, ``meganb@``, ``adelev@``, ``isaiahl@`` (his UPN is
+    ``isaiah@``), ``pattif@``, ``lynner@example.com``.
 * Card buttons: Action.Submit is ``POST /_conversation/v1/submit`` ``{conversation:{id}, from:{id},
   replyToId, value}`` where ``replyToId`` must be the Playground's id of a message in that
   conversation (the id the connector returned to the bot when it sent the card); Action.Execute is
@@ -768,9 +779,10 @@ class PlaygroundClient:
 
     async def wait_for_card(self, conversation_id: str, containing: str = "", *, after: int = 0,
                             timeout: float = 10.0) -> BotMessage:
-        return await self.wait_for(lambda m: m.conversation_id in (conversation_id,) or m.channel == conversation_id
-                                   if m.cards and containing in m.all_text else False,
-                                   timeout=timeout, after=after)
+        """The first card sent (or updated) in the conversation (or channel) that shows ``containing``."""
+        return await self.wait_for(
+            lambda m: conversation_id in (m.conversation_id, m.channel) and bool(m.cards)
+            and containing in m.all_text, timeout=timeout, after=after)
 
     async def quiet(self, seconds: float = 0.3, after: int | None = None) -> list[BotMessage]:
         """Wait until the bot has sent nothing for ``seconds``; returns what it sent since ``after``."""

@@ -88,15 +88,17 @@ async def test_proactive_post_to_the_general_channel_starts_a_thread_that_takes_
 
 async def test_identifier_check_finds_what_reached_shared_conversations(playground: PlaygroundClient,
                                                                         stack: Stack) -> None:
-    await playground.ask("e2e-private Zebedee", user="alex")  # personal chat: allowed
+    # canary words only this test uses, so other tests' checks on the shared stack are unaffected
+    await playground.ask("e2e-private Quillfeather-Canary", user="alex")  # personal chat: allowed
     await playground.ask("help", user="megan", conversation="channel")
-    assert assert_no_identifiers_shared(stack, ["Zebedee", "1 Synthetic Street"], check_log=False) >= 1
+    assert assert_no_identifiers_shared(stack, ["Quillfeather-Canary", "1 Canary Synthetic Row"],
+                                        check_log=False) >= 1
     with pytest.raises(AssertionError, match="Bolton Safeguarding"):
         assert_no_identifiers_shared(stack, ["Bolton Safeguarding Children Partnership"], check_log=False)
-    said = await playground.say("e2e-shared Zebedee", user="megan", conversation="group")
+    said = await playground.say("e2e-shared Inkwell-Canary", user="megan", conversation="group")
     await playground.reply(said)
-    with pytest.raises(AssertionError, match="Zebedee"):
-        assert_no_identifiers_shared(stack, ["Zebedee"], check_log=False)
+    with pytest.raises(AssertionError, match="Inkwell-Canary"):
+        assert_no_identifiers_shared(stack, ["inkwell-canary"], check_log=False)
 
 
 async def test_a_second_stack_with_another_profile(start_stack: Callable[[Mapping[str, str]], Stack]) -> None:
