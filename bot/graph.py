@@ -155,7 +155,7 @@ class GraphCalendar:
                 if last_status not in RETRYABLE:
                     raise CalendarUnavailable(operation, last_detail, status=last_status, attempts=attempt) from None
                 delay = retry_after_seconds(error.response_headers)
-            except (httpx.TransportError, asyncio.TimeoutError) as error:
+            except (TimeoutError, httpx.TransportError) as error:
                 last_status, last_detail = 0, type(error).__name__
             if attempt == self.max_attempts:
                 break
@@ -224,9 +224,8 @@ class GraphCalendar:
                                               end_time=_graph_time(window_end), availability_view_interval=30)
             config = RequestConfiguration()
             config.headers.add("Prefer", 'outlook.timezone="UTC"')
-            calendar = self.client.users.by_user_id(self.organiser).calendar
-            answer = await self._call("find_busy",
-                                      lambda b=body, c=config: calendar.get_schedule.post(b, request_configuration=c))
+            schedule = self.client.users.by_user_id(self.organiser).calendar.get_schedule
+            answer = await self._call("find_busy", lambda s=schedule, b=body, c=config: s.post(b, request_configuration=c))
             for info in (answer.value if answer and answer.value else []):
                 key = next((e for e in emails if e.lower() == (info.schedule_id or "").lower()), None)
                 if key is None or info.error is not None:
