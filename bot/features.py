@@ -31,10 +31,13 @@ def core_feature(router: Router, services: Services) -> list[Dialog]:
     return []
 
 
-FEATURES: list[Register] = [core_feature]
+from dialogs import request as request_feature  # noqa: E402
+from dialogs import sessions as sessions_feature  # noqa: E402
+
+FEATURES: list[Register] = [core_feature, request_feature.register, sessions_feature.register]
 
 # Commands the manifest and help card list, answered honestly until their feature is registered.
-PLANNED_COMMANDS = {"request": "request.start", "my sessions": "sessions.mine", "my actions": "actions.mine",
+PLANNED_COMMANDS = {"my actions": "actions.mine",
                     "record session": "record.start", "tracker": "tracker.show", "raise a concern": "concern.start"}
 
 

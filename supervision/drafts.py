@@ -1,0 +1,67 @@
+"""Request drafts: what a practitioner has typed so far, kept in the DocumentStore so that it
+survives a restart of the bot. One draft per practitioner; cancelling deletes it.
+
+A draft holds the raw form values (text, exactly as typed) keyed by input id, plus the ids of
+the repeating rows (family members, invitees), so a card can always be re-sent with what the
+user entered, valid or not.
+"""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from supervision.clock import Clock
+from supervision.codec import from_data, to_data
+from supervision.ports import DocumentStore
+
+DRAFTS = "request_drafts"
+
+
+@dataclass
+class Draft:
+    id: str
+    owner_id: str
+    owner_email: str
+    profile_id: str
+    step: str
+    created_at: datetime
+    updated_at: datetime
+    values: dict[str, str] = field(default_factory=dict)
+    family_rows: list[str] = field(default_factory=list)
+    invitee_rows: list[str] = field(default_factory=list)
+
+    def value(self, key: str) -> str:
+        return self.values.get(key, "")
+
+
+def new_row_id() -> str:
+    return secrets.token_hex(3)
+
+
+class DraftRepository:
+    """Drafts keyed by the owner's Teams user id (lower-case)."""
+
+    def __init__(self, store: DocumentStore, clock: Clock) -> None:
+        self.store, self.clock = store, clock
+
+    async def get(self, owner_id: str) -> Draft | None:
+        stored = await self.store.get(DRAFTS, owner_id.lower())
+        return from_data(Draft, stored.data) if stored else None
+
+    async def new(self, owner_id: str, owner_email: str, profile_id: str, step: str,
+                  values: dict[str, str]) -> Draft:
+        now = self.clock.now()
+        draft = Draft(id=secrets.token_hex(8), owner_id=owner_id, owner_email=owner_email, profile_id=profile_id,
+                      step=step, created_at=now, updated_at=now, values=dict(values),
+                      family_rows=[], invitee_rows=[new_row_id(), new_row_id()])
+        await self.save(draft)
+        return draft
+
+    async def save(self, draft: Draft) -> Draft:
+        draft.updated_at = self.clock.now()
+        await self.store.put(DRAFTS, draft.owner_id.lower(), to_data(draft))
+        return draft
+
+    async def delete(self, owner_id: str) -> None:
+        await self.store.delete(DRAFTS, owner_id.lower())

@@ -1,0 +1,441 @@
+"""The request conversation through the real app over HTTP (loopback connector): every branch of the
+form, the immediate-risk gate, drafts surviving a restart, submission, the coordinators' channel,
+decisions, the Norfolk manager, facilitator assignment and ``my sessions``."""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.app import create_app
+from bot.config import Config
+from storage.memory import MemoryStore
+from supervision.clock import FixedClock
+from supervision.models import CaseState, find_identifiers, identifiers_of
+from tests.support.connector import FakeConnector, Sent
+from tests.support.harness import BotHarness, User
+
+ALEX = User("user-id-0", "Alex Wilber", "aad-alex", "alexw@example.com")
+MEGAN = User("user-id-1", "Megan Bowen", "aad-megan", "meganb@example.com")
+ADELE = User("user-id-2", "Adele Vance", "aad-adele", "adelev@example.com")
+ISAIAH = User("user-id-3", "Isaiah Langer", "aad-isaiah", "isaiahl@example.com")
+PATTI = User("user-id-4", "Patti Fernandez", "aad-patti", "pattif@example.com")
+LYNNE = User("user-id-5", "Lynne Robbins", "aad-lynne", "lynner@example.com")
+CHANNEL = "19:coordinators@thread.tacv2"
+
+ROSTER = """
+[[facilitator]]
+name = "Adele Vance"
+email = "adelev@example.com"
+agency = "Health"
+team = "Health safeguarding"
+
+[[facilitator]]
+name = "Isaiah Langer"
+email = "isaiahl@example.com"
+agency = "Police"
+team = "Public protection"
+
+[[facilitator]]
+name = "Nadia Untrained"
+email = "nadia@example.com"
+agency = "Housing"
+trained = false
+
+[[facilitator]]
+name = "Otto Inactive"
+email = "otto@example.com"
+agency = "Education"
+active = false
+
+[[facilitator]]
+name = "Gerry Sameteam"
+email = "gerry@example.com"
+agency = "Education"
+team = "School nursing"
+"""
+
+CHILD = {"child.forename": "Zebedee", "child.surname": "Example", "child.also_known_as": "Zeb",
+         "child.date_of_birth": "2015-03-14", "child.gender": "Male", "child.ethnicity": "White British",
+         "child.disability": "None known", "child.address": "1 Synthetic Street, Faketown"}
+FAMILY = {"relationship": "mother", "name": "Mabel Example", "date_of_birth": "1990-07-02",
+          "address": "1 Synthetic Street, Faketown"}
+
+
+def step_values(lead_email: str = "pattif@example.com") -> dict[str, dict[str, str]]:
+    return {
+        "requester": {"requester.name": "Alex Wilber", "requester.role": "Family support worker",
+                      "requester.organisation": "Faketown Early Help", "requester.phone": "01234 567890",
+                      "requester.email": "alexw@example.com"},
+        "child": dict(CHILD),
+        "need": {"level_of_need": "Targeted Help", "current_plan": "child_in_need",
+                 "lead_professional.name": "Patti Fernandez", "lead_professional.agency": "GP",
+                 "lead_professional.email": lead_email, "lead_professional_aware": "yes",
+                 "manager.name": "Lynne Robbins", "manager.email": "lynner@example.com"},
+        "reason": {"reason": "Drift in the plan; agencies see the risks differently.", "trigger": "persistent_absence",
+                   "pen_picture": "Zebedee lives with his mother Mabel; close to his grandmother."},
+        "voice": {"family_told": "yes", "child_voice": "Zeb says school is hard.",
+                  "family_voice": "Mabel wants help with mornings.", "agreed_to_share": "Everything in this request."},
+    }
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+def cards_of(sent: list[Sent]) -> list[dict[str, Any]]:
+    return [c for s in sent for c in s.cards]
+
+
+def walk(node: Any) -> list[dict[str, Any]]:
+    found = []
+    if isinstance(node, dict):
+        found.append(node)
+        for value in node.values():
+            found.extend(walk(value))
+    elif isinstance(node, list):
+        for value in node:
+            found.extend(walk(value))
+    return found
+
+
+def action_data(card: dict[str, Any], verb: str) -> dict[str, Any]:
+    for node in walk(card):
+        if node.get("type") in ("Action.Submit", "Action.Execute") and node.get("data", {}).get("verb") == verb:
+            return dict(node["data"])
+    raise AssertionError(f"no {verb} action on the card")
+
+
+def input_ids(card: dict[str, Any]) -> list[str]:
+    return [n["id"] for n in walk(card) if str(n.get("type", "")).startswith("Input.")]
+
+
+def row_ids(card: dict[str, Any], prefix: str) -> list[str]:
+    rows: list[str] = []
+    for input_id in input_ids(card):
+        parts = input_id.split(".")
+        if parts[0] == prefix and len(parts) == 3 and parts[1] not in rows:
+            rows.append(parts[1])
+    return rows
+
+
+def text_of(sent: list[Sent]) -> str:
+    return "\n".join(s.text for s in sent) + "\n".join(str(c) for c in cards_of(sent))
+
+
+@dataclasses.dataclass
+class Bot:
+    harness: BotHarness
+    clock: FixedClock
+    store: MemoryStore
+
+    @property
+    def connector(self) -> FakeConnector:
+        return self.harness.connector
+
+    @property
+    def services(self) -> Any:
+        return self.harness.parts.services
+
+    async def say(self, user: User, text: str) -> list[Sent]:
+        return await self.harness.say(user, text)
+
+    async def press(self, user: User, card: dict[str, Any], verb: str, **inputs: Any) -> list[Sent]:
+        return await self.harness.submit(user, {**action_data(card, verb), **inputs})
+
+    def channel_posts(self) -> list[Sent]:
+        return [s for s in self.connector.sent if s.conversation_id == CHANNEL]
+
+    def to_user(self, user: User) -> list[Sent]:
+        return [s for s in self.connector.sent if s.conversation_id in (f"personal-{user.id}",)
+                or s.body.get("recipient", {}).get("id") == user.id]
+
+
+async def make_bot(make_config: Callable[..., Config], clock: FixedClock, store: MemoryStore, tmp_path: Path,
+                   **env: str) -> Bot:
+    roster = tmp_path / "facilitators.toml"
+    roster.write_text(ROSTER)
+    settings = {"COORDINATORS": "meganb@example.com", "ADMINISTRATORS": "lynner@example.com",
+                "FACILITATORS_FILE": str(roster), "COORDINATOR_CONVERSATION_ID": CHANNEL, **env}
+    config = make_config(**settings)
+    app = create_app(config, clock=clock, store=store, start_background=False)
+    harness = await BotHarness(app=app, connector=FakeConnector()).start()
+    services = harness.parts.services
+    services.config = dataclasses.replace(config, coordinator_service_url=harness.connector.url)
+    bot = Bot(harness, clock, store)
+    for user in (ALEX, MEGAN, ADELE, ISAIAH, PATTI, LYNNE):   # everyone has talked to the bot once
+        await bot.say(user, "help")
+    bot.connector.clear()
+    return bot
+
+
+@pytest.fixture
+async def bot(make_config, clock, store, tmp_path) -> AsyncIterator[Bot]:
+    b = await make_bot(make_config, clock, store, tmp_path)
+    yield b
+    await b.harness.stop()
+
+
+async def begin(bot: Bot, user: User = ALEX) -> dict[str, Any]:
+    """`request`, answer No to immediate risk: the first step's card."""
+    replies = await bot.say(user, "request")
+    risk = cards_of(replies)[-1]
+    replies = await bot.press(user, risk, "request.risk", immediate_risk="no")
+    return cards_of(replies)[-1]
+
+
+async def fill(bot: Bot, user: User = ALEX, values: dict[str, dict[str, str]] | None = None,
+               invitees: list[dict[str, str]] | None = None, family: bool = True) -> dict[str, Any]:
+    """Walk every step with good answers; return the review card."""
+    values = values or step_values()
+    card = await begin(bot, user)
+    for step in ("requester", "child"):
+        card = cards_of(await bot.press(user, card, "request.next", **values[step]))[-1]
+    if family:
+        card = cards_of(await bot.press(user, card, "request.row.add"))[-1]
+        row = row_ids(card, "family")[0]
+        fields = {f"family.{row}.{k}": v for k, v in FAMILY.items()}
+        card = cards_of(await bot.press(user, card, "request.next", **fields))[-1]
+    else:
+        card = cards_of(await bot.press(user, card, "request.next"))[-1]
+    for step in ("need", "reason", "voice"):
+        card = cards_of(await bot.press(user, card, "request.next", **values[step]))[-1]
+    invitees = invitees if invitees is not None else [
+        {"agency": "GP", "name": "Patti Fernandez", "role": "GP", "email": "pattif@example.com"},
+        {"agency": "Primary School", "name": "Sam Teacher", "role": "Head teacher", "email": "sam@example.com",
+         "team": "School nursing"},
+    ]
+    rows = row_ids(card, "invitee")
+    while len(rows) < len(invitees):
+        card = cards_of(await bot.press(user, card, "request.row.add"))[-1]
+        rows = row_ids(card, "invitee")
+    fields = {f"invitee.{row}.{k}": v for row, inv in zip(rows, invitees, strict=False) for k, v in inv.items()}
+    card = cards_of(await bot.press(user, card, "request.next", **fields))[-1]
+    return card
+
+
+async def submit_request(bot: Bot, user: User = ALEX, **kw: Any) -> tuple[Any, dict[str, Any]]:
+    review = await fill(bot, user, **kw)
+    replies = await bot.press(user, review, "request.submit")
+    summary = cards_of(replies)[-1]
+    event = [e for e in bot.services.events.published if e.kind in ("request.submitted", "request.manager_review")][-1]
+    case = await bot.services.cases.get(event.case_id)
+    assert case is not None and case.reference in str(summary)
+    return case, summary
+
+
+def assert_no_identifiers_in_channel(bot: Bot, cases: list[Any]) -> None:
+    idents = sorted({i for c in cases for i in identifiers_of(c.request)}, key=len, reverse=True)
+    assert idents, "the test case has identifiers to look for"
+    for sent in bot.channel_posts():
+        hits = find_identifiers(str(sent.body), idents)
+        assert hits == [], f"identifiers in a channel post: {hits}"
+
+
+# --- tests ----------------------------------------------------------------------------------------
+
+async def test_request_starts_with_the_immediate_risk_question(bot: Bot, validate_card):
+    replies = await bot.say(ALEX, "request")
+    card = cards_of(replies)[-1]
+    validate_card(card)
+    assert input_ids(card) == ["immediate_risk"]
+    assert "immediate risk" in str(card)
+
+
+async def test_help_button_sends_the_request_start_verb(bot: Bot):
+    replies = await bot.harness.submit(ALEX, {"verb": "request.start"})
+    assert input_ids(cards_of(replies)[-1]) == ["immediate_risk"]
+
+
+async def test_immediate_risk_yes_stops_shows_the_route_and_keeps_nothing(bot: Bot, validate_card):
+    card = await begin(bot)                              # a draft exists now
+    await bot.press(ALEX, card, "request.next", **step_values()["requester"])
+    replies = await bot.say(ALEX, "request")             # draft found: carry on
+    found = cards_of(replies)[-1]
+    risk = cards_of(await bot.press(ALEX, found, "request.resume"))[-1]
+    replies = await bot.press(ALEX, risk, "request.risk", immediate_risk="yes")
+    stop = cards_of(replies)[-1]
+    validate_card(stop)
+    assert bot.services.profile().immediate_risk_route in str(stop)
+    assert await bot.services.store.get("request_drafts", ALEX.id) is None
+    assert await bot.services.cases.ids() == []
+    audit = await bot.services.audit.entries()
+    stops = [e for e in audit if e["action"] == "request.immediate_risk_stop"]
+    assert len(stops) == 1 and stops[0]["case_id"] == "" and stops[0]["what"] == ""
+    assert "Zebedee" not in str(audit) and "Alex Wilber" not in str(audit)
+
+
+async def test_risk_question_unanswered_is_asked_again_naming_the_field(bot: Bot):
+    risk = cards_of(await bot.say(ALEX, "request"))[-1]
+    replies = await bot.press(ALEX, risk, "request.risk")
+    assert "Immediate risk of harm: this is required." in replies[0].text
+    assert input_ids(cards_of(replies)[-1]) == ["immediate_risk"]
+
+
+async def test_requester_is_prefilled_from_the_teams_profile(bot: Bot, validate_card):
+    card = await begin(bot)
+    validate_card(card)
+    inputs = {n["id"]: n.get("value", "") for n in walk(card) if str(n.get("type", "")).startswith("Input.")}
+    assert inputs["requester.name"] == "Alex Wilber"
+    assert inputs["requester.email"] == "alexw@example.com"
+
+
+async def test_bad_input_names_each_field_and_keeps_the_values(bot: Bot, validate_card):
+    card = await begin(bot)
+    card = cards_of(await bot.press(ALEX, card, "request.next", **step_values()["requester"]))[-1]
+    bad = {**CHILD, "child.date_of_birth": "2015-02-30", "child.forename": "Zebedee"}
+    replies = await bot.press(ALEX, card, "request.next", **bad)
+    again = cards_of(replies)[-1]
+    validate_card(again)
+    assert "Child's date of birth: give a real date" in str(again)
+    values = {n["id"]: n.get("value", "") for n in walk(again) if str(n.get("type", "")).startswith("Input.")}
+    assert values["child.forename"] == "Zebedee" and values["child.address"] == CHILD["child.address"]
+    future = cards_of(await bot.press(ALEX, again, "request.next", **{**CHILD, "child.date_of_birth": "2030-01-01"}))[-1]
+    assert "date of birth must be in the past" in str(future)
+    old = cards_of(await bot.press(ALEX, future, "request.next", **{**CHILD, "child.date_of_birth": "2001-01-01"}))[-1]
+    assert "the child must be under 18" in str(old)
+    typed = cards_of(await bot.press(ALEX, old, "request.next", **{**CHILD, "child.date_of_birth": "14/03/2015"}))[-1]
+    assert "Step 3 of 8" in str(typed)
+
+
+async def test_required_fields_and_emails_on_the_need_step(bot: Bot):
+    values = step_values()
+    card = await begin(bot)
+    for step in ("requester", "child"):
+        card = cards_of(await bot.press(ALEX, card, "request.next", **values[step]))[-1]
+    card = cards_of(await bot.press(ALEX, card, "request.next"))[-1]           # no family: allowed
+    bad = {**values["need"], "level_of_need": "", "lead_professional.email": "patti at example", "current_plan": "other"}
+    card = cards_of(await bot.press(ALEX, card, "request.next", **bad))[-1]
+    shown = str(card)
+    assert "Current level of need: this is required." in shown
+    assert "Lead professional's email: give a well-formed email address" in shown
+    assert "Other plan (describe): this is required." in shown
+    forged = {**values["need"], "level_of_need": "Not a level"}
+    card = cards_of(await bot.press(ALEX, card, "request.next", **forged))[-1]
+    assert "Current level of need: choose one of the options." in str(card)
+
+
+async def test_invitees_need_two_agencies_and_no_more_than_the_profile_allows(bot: Bot):
+    same_agency = [{"agency": "GP", "name": "Patti Fernandez", "email": "pattif@example.com"},
+                   {"agency": "GP", "name": "Gwen Doctor", "email": "gwen@example.com"}]
+    card = await fill(bot, invitees=same_agency)
+    assert "Invitees: invite practitioners from at least 2 different agencies (now 1)" in str(card)
+    assert "Step 7 of 8" in str(card)
+    rows = row_ids(card, "invitee")
+    for _ in range(12):
+        card = cards_of(await bot.press(ALEX, card, "request.row.add"))[-1]
+    rows = row_ids(card, "invitee")
+    fields = {}
+    for n, row in enumerate(rows):
+        fields.update({f"invitee.{row}.agency": "GP" if n % 2 else "Police", f"invitee.{row}.name": f"P{n}",
+                       f"invitee.{row}.email": f"p{n}@example.com"})
+    card = cards_of(await bot.press(ALEX, card, "request.next", **fields))[-1]
+    assert "no more than 12 people may be invited (now 14)" in str(card)
+
+
+async def test_incomplete_invitee_row_and_bad_email_are_named(bot: Bot):
+    card = await fill(bot, invitees=[{"agency": "GP", "name": "Patti Fernandez", "email": "pattif@"},
+                                     {"agency": "Police", "name": ""}])
+    shown = str(card)
+    assert "Practitioner 1: Email: give a well-formed email address" in shown
+    assert "Practitioner 2: Practitioner's name: this is required." in shown
+
+
+async def test_family_not_told_needs_a_reason(bot: Bot):
+    values = step_values()
+    values["voice"] = {"family_told": "no"}
+    card = await begin(bot)
+    for step in ("requester", "child"):
+        card = cards_of(await bot.press(ALEX, card, "request.next", **values[step]))[-1]
+    card = cards_of(await bot.press(ALEX, card, "request.next"))[-1]
+    for step in ("need", "reason", "voice"):
+        card = cards_of(await bot.press(ALEX, card, "request.next", **values[step]))[-1]
+    assert "Why has the family not been told?: say why the family has not been told." in str(card)
+    card = cards_of(await bot.press(ALEX, card, "request.next", family_told="no",
+                                    family_not_told_reason="Telling them now would put the child at risk."))[-1]
+    assert "Step 7 of 8" in str(card)
+
+
+async def test_back_keeps_values_and_family_rows_add_and_remove(bot: Bot, validate_card):
+    card = await begin(bot)
+    card = cards_of(await bot.press(ALEX, card, "request.next", **step_values()["requester"]))[-1]
+    card = cards_of(await bot.press(ALEX, card, "request.next", **CHILD))[-1]
+    card = cards_of(await bot.press(ALEX, card, "request.row.add"))[-1]
+    card = cards_of(await bot.press(ALEX, card, "request.row.add"))[-1]
+    validate_card(card)
+    first, second = row_ids(card, "family")
+    card = cards_of(await bot.press(ALEX, card, "request.row.add", **{f"family.{first}.name": "Mabel Example"}))[-1]
+    assert len(row_ids(card, "family")) == 3
+    remove = [n["data"] for n in walk(card) if n.get("data", {}).get("verb") == "request.row.remove"
+              and n["data"].get("item_id") == second][0]
+    card = cards_of(await bot.harness.submit(ALEX, remove))[-1]
+    assert row_ids(card, "family")[0] == first and second not in row_ids(card, "family")
+    assert "Mabel Example" in str(card)
+    back = cards_of(await bot.press(ALEX, card, "request.back"))[-1]
+    assert "Step 2 of 8" in str(back) and "Zebedee" in str(back)
+
+
+async def test_save_and_leave_survives_a_restart_then_resume(make_config, clock, tmp_path, validate_card):
+    from storage.tinydb_store import TinyDBStore
+
+    disk = TinyDBStore(tmp_path / "data-restart")
+    first = await make_bot(make_config, clock, disk, tmp_path)   # type: ignore[arg-type]
+    card = await begin(first)
+    card = cards_of(await first.press(ALEX, card, "request.next", **step_values()["requester"]))[-1]
+    replies = await first.press(ALEX, card, "request.save", **{"child.forename": "Zebedee"})
+    assert "saved" in replies[-1].text
+    await first.harness.stop()
+    await disk.close()
+
+    again = TinyDBStore(tmp_path / "data-restart")
+    second = await make_bot(make_config, clock, again, tmp_path)  # type: ignore[arg-type]
+    try:
+        found = cards_of(await second.say(ALEX, "request"))[-1]
+        validate_card(found)
+        risk = cards_of(await second.press(ALEX, found, "request.resume"))[-1]
+        card = cards_of(await second.press(ALEX, risk, "request.risk", immediate_risk="no"))[-1]
+        assert "Step 2 of 8" in str(card)
+        values = {n["id"]: n.get("value", "") for n in walk(card) if str(n.get("type", "")).startswith("Input.")}
+        assert values["child.forename"] == "Zebedee"
+    finally:
+        await second.harness.stop()
+        await again.close()
+
+
+async def test_start_again_and_cancel_delete_the_draft(bot: Bot):
+    card = await begin(bot)
+    old_id = action_data(card, "request.next")["draft_id"]
+    found = cards_of(await bot.say(ALEX, "request"))[-1]
+    risk = cards_of(await bot.press(ALEX, found, "request.restart"))[-1]
+    card = cards_of(await bot.press(ALEX, risk, "request.risk", immediate_risk="no"))[-1]
+    assert action_data(card, "request.next")["draft_id"] != old_id
+    stale = await bot.harness.submit(ALEX, {"verb": "request.next", "draft_id": old_id, "phase": "requester"})
+    assert "out of date" in stale[-1].text
+    replies = await bot.press(ALEX, card, "request.cancel")
+    assert "deleted" in replies[-1].text
+    assert await bot.services.store.get("request_drafts", ALEX.id) is None
+
+
+async def test_submit_issues_a_reference_and_posts_no_identifiers_to_the_channel(bot: Bot, validate_card):
+    review = await fill(bot)
+    validate_card(review)
+    assert "Zebedee" in str(review) and "Mabel Example" in str(review)
+    replies = await bot.press(ALEX, review, "request.submit")
+    summary = cards_of(replies)[-1]
+    validate_card(summary)
+    case = await bot.services.cases.get((await bot.services.cases.ids())[0])
+    assert case.state is CaseState.REQUESTED and case.reference.startswith("MAGS-BOL-")
+    assert case.reference in str(summary) and "Decision due by" in str(summary)
+    assert case.request.child.forename == "Zebedee" and case.request.family[0].name == "Mabel Example"
+    assert case.request.agencies == ["GP", "Primary School"]
+    posts = bot.channel_posts()
+    assert len(posts) == 1
+    channel = posts[0].cards[0]
+    validate_card(channel)
+    shown = str(channel)
+    for needed in (case.reference, "Targeted Help", "GP, Primary School", "Persistent absence", "Mon 12 Jan 2026"):
+        assert needed in shown
+    assert_no_identifiers_in_channel(bot, [case])
+    assert [e.kind for e in bot.services.events.published] == ["request.submitted"]
+    assert await bot.services.store.get("request_drafts", ALEX.id) is None
