@@ -21,7 +21,7 @@ def _buttons(t: Catalogue) -> list[Json]:
 
 def help_card(t: Catalogue, profile: Profile) -> Json:
     # a FactSet keeps the commands in one aligned column (one ColumnSet per row left them ragged)
-    commands = facts([(command, t(_HELP_KEYS[command])) for command in HELP_COMMANDS])
+    commands = facts([(f"**{command}**", t(_HELP_KEYS[command])) for command in HELP_COMMANDS])
     body = [title(t("help.title")), text(t("help.intro"), subtle=True), commands,
             text(t("help.partnership", name=profile.name, process=profile.process_name), subtle=True),
             text(t("help.model", model=profile.model.name), subtle=True)]

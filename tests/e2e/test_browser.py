@@ -39,6 +39,7 @@ def test_playground_page_shows_welcome_and_help_cards_with_no_unsupported_featur
                                       T("help.button_my_actions")]
     for command, key in (("record session", "help.record_session"), ("tracker", "help.tracker")):
         assert command in page["help"] and T(key) in page["help"]
+    assert "**" not in page["help"], "markdown shown literally"
     assert "Bolton Safeguarding Children Partnership" in page["help"]
     # only the CDN font/animation requests were refused: nothing else left the machine
     assert all("localhost" not in origin and "127.0.0.1" not in origin for origin in page["blocked"])

@@ -26,8 +26,8 @@ async def test_help_in_personal_chat_answers_with_the_help_card(
     assert card["body"][0]["text"] == T("help.title")
     listed = {fact["title"]: fact["value"] for block in card["body"] if block["type"] == "FactSet"
               for fact in block["facts"]}
-    assert list(listed) == list(HELP_COMMANDS)
-    assert listed["request"] == T("help.request") and listed["tracker"] == T("help.tracker")
+    assert list(listed) == [f"**{command}**" for command in HELP_COMMANDS]
+    assert listed["**request**"] == T("help.request") and listed["**tracker**"] == T("help.tracker")
     assert "Bolton Safeguarding Children Partnership" in answer.all_text
     assert "msteams" not in card  # the Playground flags full width as unsupported
     assert {a.get("data", {}).get("verb") for a in card_actions(card)} >= {"request.start", "sessions.mine"}
