@@ -12,7 +12,6 @@ from datetime import date
 
 from cards.base import (
     Json,
-    card,
     choice_input,
     container,
     date_input,
@@ -24,6 +23,7 @@ from cards.base import (
     text_input,
     title,
 )
+from cards.base import card as base_card
 from supervision.catalogue import Catalogue
 from supervision.clock import format_uk_date, format_uk_datetime
 from supervision.drafts import Draft
@@ -47,6 +47,11 @@ from supervision.requests import (
 )
 
 BUTTON = "request.button."
+
+
+def card(body: list[Json], actions: list[Json] | None = None) -> Json:
+    """Not full width: the Agents Playground flags msteams.width "Full" as unsupported."""
+    return base_card(body, actions, full_width=False)
 
 
 # --- labels -----------------------------------------------------------------------------------------

@@ -1,11 +1,17 @@
 """The ``my sessions`` card: the user's cases, each with its stage, the user's part and the next deadline."""
 from __future__ import annotations
 
-from cards.base import Json, card, container, facts, submit, text, title
+from cards.base import Json, container, facts, submit, text, title
+from cards.base import card as base_card
 from supervision.catalogue import Catalogue
 from supervision.clock import format_uk_date
 from supervision.models import Role
 from supervision.requests import CaseLine
+
+
+def card(body: list[Json], actions: list[Json] | None = None) -> Json:
+    return base_card(body, actions, full_width=False)   # the Playground flags full width
+
 
 ROLE_ORDER = (Role.REQUESTER, Role.LEAD_PROFESSIONAL, Role.MANAGER, Role.COORDINATOR, Role.FACILITATOR, Role.INVITEE,
               Role.ADMINISTRATOR)

@@ -439,3 +439,160 @@ async def test_submit_issues_a_reference_and_posts_no_identifiers_to_the_channel
     assert_no_identifiers_in_channel(bot, [case])
     assert [e.kind for e in bot.services.events.published] == ["request.submitted"]
     assert await bot.services.store.get("request_drafts", ALEX.id) is None
+
+
+async def open_in_channel(bot: Bot, user: User, case: Any) -> list[Sent]:
+    channel_card = [c for s in bot.channel_posts() for c in s.cards if case.reference in str(c)][-1]
+    return await bot.harness.submit(user, action_data(channel_card, "request.open"),
+                                    conversation_type="channel", conversation_id=CHANNEL)
+
+
+def personal_cards(bot: Bot, user: User, after: int = 0) -> list[dict[str, Any]]:
+    """Cards the bot sent to the user's personal chat (replies or proactive)."""
+    out = []
+    for sent in bot.connector.sent[after:]:
+        if sent.conversation_id == f"personal-{user.id}" or \
+                (sent.body.get("conversation", {}).get("conversationType") in (None, "personal")
+                 and sent.body.get("recipient", {}).get("id") == user.id):
+            out.extend(sent.cards)
+    return out
+
+
+async def test_only_a_coordinator_opens_the_full_request_and_in_personal_chat(bot: Bot, validate_card):
+    case, _ = await submit_request(bot)
+    mark = len(bot.connector.sent)
+    replies = await open_in_channel(bot, MEGAN, case)
+    assert replies[-1].text == f"I've sent you the full request {case.reference} in our personal chat."
+    assert replies[-1].conversation_id == CHANNEL
+    opened = personal_cards(bot, MEGAN, mark)
+    assert opened and "Zebedee" in str(opened[-1]) and "Agree" in str(opened[-1])
+    validate_card(opened[-1])
+    assert_no_identifiers_in_channel(bot, [case])
+    for stranger in (ADELE, LYNNE):
+        mark = len(bot.connector.sent)
+        replies = await open_in_channel(bot, stranger, case)
+        assert "You can't do that" in replies[-1].text and "coordinator" in replies[-1].text
+        assert personal_cards(bot, stranger, mark) == []
+    refusals = [e for e in await bot.services.audit.entries(case.id) if not e["allowed"]]
+    assert {e["actor"] for e in refusals} == {ADELE.id, LYNNE.id}
+    assert all(e["action"] == "request.open" for e in refusals)
+
+
+async def test_ask_for_more_information_then_the_requester_adds_it_and_it_returns_to_the_queue(bot: Bot,
+                                                                                                validate_card):
+    case, _ = await submit_request(bot)
+    await open_in_channel(bot, MEGAN, case)
+    decision = personal_cards(bot, MEGAN)[-1]
+    mark = len(bot.connector.sent)
+    replies = await bot.press(MEGAN, decision, "request.ask_info")
+    assert "What more information is needed: this is required." in replies[-1].text
+    replies = await bot.press(MEGAN, decision, "request.ask_info", info_question="Which school does he attend now?")
+    assert replies[-1].text == f"Your question has been sent to the requester of {case.reference}."
+    asked = personal_cards(bot, ALEX, mark)[-1]
+    validate_card(asked)
+    assert "Which school does he attend now?" in str(asked)
+    stored = await bot.services.cases.get(case.id)
+    assert stored.state is CaseState.INFO_REQUESTED
+    replies = await bot.press(ALEX, asked, "request.provide_info", information="Faketown Primary since September.")
+    assert "back with the coordinators" in replies[-1].text
+    stored = await bot.services.cases.get(case.id)
+    assert stored.state is CaseState.REQUESTED
+    assert stored.request.additional_information == ["Faketown Primary since September."]
+    assert [t.event for t in stored.history] == ["submit", "request_info", "provide_info"]
+    assert stored.history[1].reason == "Which school does he attend now?"
+    back = bot.channel_posts()[-1]
+    assert "back in the queue" in str(back.body)
+    # the requester cannot decide, and a second answer is refused by the lifecycle
+    replies = await bot.press(ALEX, asked, "request.provide_info", information="again")
+    assert "can't be done now" in replies[-1].text
+    assert_no_identifiers_in_channel(bot, [stored])
+
+
+async def test_decline_needs_a_reason_and_tells_the_requester(bot: Bot, validate_card):
+    case, _ = await submit_request(bot)
+    await open_in_channel(bot, MEGAN, case)
+    decision = personal_cards(bot, MEGAN)[-1]
+    replies = await bot.press(MEGAN, decision, "request.decline", decline_reason="  ")
+    assert "Reason for declining: this is required." in replies[-1].text
+    mark = len(bot.connector.sent)
+    await bot.press(MEGAN, decision, "request.decline", decline_reason="A core group meets next week; use it.")
+    told = personal_cards(bot, ALEX, mark)[-1]
+    validate_card(told)
+    assert "was not agreed" in str(told) and "A core group meets next week" in str(told)
+    stored = await bot.services.cases.get(case.id)
+    assert stored.state is CaseState.DECLINED and stored.history[-1].reason.startswith("A core group")
+    assert_no_identifiers_in_channel(bot, [stored])
+
+
+async def test_agree_starts_the_clock_and_facilitators_are_assigned(bot: Bot, validate_card):
+    case, _ = await submit_request(bot)
+    await open_in_channel(bot, MEGAN, case)
+    decision = personal_cards(bot, MEGAN)[-1]
+    mark = len(bot.connector.sent)
+    replies = await bot.press(MEGAN, decision, "request.agree")
+    stored = await bot.services.cases.get(case.id)
+    assert stored.state is CaseState.AGREED and stored.agreed_at == bot.clock.now()
+    # Mon 5 Jan 2026 + 15 working days (England) = Mon 26 Jan 2026
+    assert str(stored.session_due) == "2026-01-26"
+    picker = cards_of(replies)[-1]
+    validate_card(picker)
+    shown = str(picker)
+    assert "Session due by" in shown and "Mon 26 Jan 2026" in shown
+    choice = [n for n in walk(picker) if n.get("id") == "facilitators"][0]
+    assert [c["value"] for c in choice["choices"]] == ["adelev@example.com", "isaiahl@example.com"]
+    assert "0 open cases" in choice["choices"][0]["title"]
+    assert "Nadia Untrained (Housing): not trained" in shown
+    assert "Otto Inactive (Education): not active" in shown
+    assert "Gerry Sameteam (Education): in the same team as an invitee" in shown
+    told = personal_cards(bot, ALEX, mark)[-1]
+    assert "is agreed" in str(told) and "Mon 26 Jan 2026" in str(told)
+    replies = await bot.press(MEGAN, picker, "request.facilitators.assign", facilitators="otto@example.com")
+    assert "choose only eligible facilitators" in str(cards_of(replies)[-1])
+    mark = len(bot.connector.sent)
+    replies = await bot.press(MEGAN, picker, "request.facilitators.assign", facilitators="adelev@example.com")
+    assert replies[-1].text == f"Facilitators assigned to {case.reference}: Adele Vance."
+    stored = await bot.services.cases.get(case.id)
+    assert stored.state is CaseState.FACILITATORS_ASSIGNED
+    assert [(f.email, f.user_id) for f in stored.facilitators] == [("adelev@example.com", ADELE.id)]
+    adele_card = personal_cards(bot, ADELE, mark)[-1]
+    validate_card(adele_card)
+    assert "You are facilitating" in str(adele_card) and "Zebedee" in str(adele_card)
+    assert "Mon 26 Jan 2026" in str(adele_card)
+    assigned = [e for e in bot.services.events.published if e.kind == "facilitators.assigned"]
+    assert assigned and assigned[-1].data["facilitators"] == ["adelev@example.com"]
+    assert [e.kind for e in bot.services.events.published] == [
+        "request.submitted", "request.agreed", "facilitators.assigned"]
+    assert_no_identifiers_in_channel(bot, [stored])
+
+
+async def test_my_sessions_lists_stage_and_next_deadline(bot: Bot, validate_card):
+    replies = await bot.say(ALEX, "my sessions")
+    assert "not part of any case" in str(cards_of(replies)[-1])
+    case, _ = await submit_request(bot)
+    for user, part in ((ALEX, "requester"), (PATTI, "lead professional, invitee")):
+        card = cards_of(await bot.say(user, "my sessions"))[-1]
+        validate_card(card)
+        shown = str(card)
+        assert case.reference in shown and "waiting for agreement" in shown
+        assert "Decision due by" in shown and "Mon 12 Jan 2026" in shown
+        assert part in shown
+    card = cards_of(await bot.harness.submit(ADELE, {"verb": "sessions.mine"}))[-1]
+    assert case.reference not in str(card)
+    await bot.services.features["requests"].agree(bot.services.actor(MEGAN.id, email=MEGAN.email), case.id)
+    card = cards_of(await bot.say(ALEX, "my sessions"))[-1]
+    assert "Session due by" in str(card) and "Mon 26 Jan 2026" in str(card)
+    view = cards_of(await bot.press(ALEX, card, "request.view"))[-1]
+    validate_card(view)
+    assert "Zebedee" in str(view) and "Mon 26 Jan 2026" in str(view)
+
+
+async def test_my_sessions_in_a_channel_is_refused_politely(bot: Bot):
+    replies = await bot.harness.submit(ALEX, {"verb": "sessions.mine"}, conversation_type="channel",
+                                       conversation_id=CHANNEL)
+    assert "personal chat" in replies[-1].text and not replies[-1].cards
+
+
+async def test_request_in_a_channel_points_to_personal_chat(bot: Bot):
+    replies = await bot.harness.submit(ALEX, {"verb": "request.start"}, conversation_type="channel",
+                                       conversation_id=CHANNEL)
+    assert "personal chat" in replies[-1].text and not replies[-1].cards
