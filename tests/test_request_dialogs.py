@@ -596,3 +596,94 @@ async def test_request_in_a_channel_points_to_personal_chat(bot: Bot):
     replies = await bot.harness.submit(ALEX, {"verb": "request.start"}, conversation_type="channel",
                                        conversation_id=CHANNEL)
     assert "personal chat" in replies[-1].text and not replies[-1].cards
+
+
+async def test_norfolk_the_accountable_manager_decides_first_then_two_facilitators(make_config, clock, store, tmp_path,
+                                                                                   validate_card):
+    bot = await make_bot(make_config, clock, store, tmp_path, DEFAULT_PROFILE="norfolk")
+    try:
+        values = step_values()
+        values["need"]["level_of_need"] = "Child in Need"
+        mark = len(bot.connector.sent)
+        case, summary = await submit_request(bot, values=values)
+        assert case.state is CaseState.MANAGER_REVIEW and case.manager.email == "lynner@example.com"
+        assert "Sent to the accountable manager, Lynne Robbins" in str(summary)
+        assert bot.channel_posts() == []                        # nothing for coordinators yet
+        manager = personal_cards(bot, LYNNE, mark)[-1]
+        validate_card(manager)
+        assert "your agreement is needed" in str(manager) and "Zebedee" in str(manager)
+        # the coordinator cannot decide for the manager
+        replies = await bot.press(MEGAN, manager, "request.manager.endorse")
+        assert "You can't do that" in replies[-1].text
+        clock.advance(days=1)                                   # Tue 6 Jan: the manager agrees
+        replies = await bot.press(LYNNE, manager, "request.manager.endorse")
+        assert "has gone to the coordinators" in replies[-1].text
+        stored = await bot.services.cases.get(case.id)
+        assert stored.state is CaseState.REQUESTED
+        posts = bot.channel_posts()
+        assert len(posts) == 1 and "The accountable manager agreed" in str(posts[0].body)
+        assert "manager agreed" in str(personal_cards(bot, ALEX)[-1])
+        clock.advance(days=2)                                   # Thu 8 Jan: the coordinator agrees
+        await open_in_channel(bot, MEGAN, stored)
+        decision = personal_cards(bot, MEGAN)[-1]
+        picker = cards_of(await bot.press(MEGAN, decision, "request.agree"))[-1]
+        stored = await bot.services.cases.get(case.id)
+        # Norfolk: 15 working days from the accountable lead's decision (Tue 6 Jan) = Tue 27 Jan
+        assert str(stored.session_due) == "2026-01-27"
+        validate_card(picker)
+        assert [n["id"] for n in walk(picker) if n.get("id") in ("facilitators", "lead")] == ["facilitators", "lead"]
+        one = cards_of(await bot.press(MEGAN, picker, "request.facilitators.assign", facilitators="adelev@example.com",
+                                       lead="adelev@example.com"))[-1]
+        assert "Facilitators: choose 2." in str(one)
+        no_lead = cards_of(await bot.press(MEGAN, picker, "request.facilitators.assign",
+                                           facilitators="adelev@example.com,isaiahl@example.com"))[-1]
+        assert "Lead coordinator: mark one of the chosen facilitators as lead coordinator." in str(no_lead)
+        replies = await bot.press(MEGAN, picker, "request.facilitators.assign",
+                                  facilitators="adelev@example.com,isaiahl@example.com", lead="isaiahl@example.com")
+        assert "Adele Vance, Isaiah Langer" in replies[-1].text
+        stored = await bot.services.cases.get(case.id)
+        assert [(f.email, f.lead) for f in stored.facilitators] == [("adelev@example.com", False),
+                                                                    ("isaiahl@example.com", True)]
+        assert "You are the lead coordinator." in str(personal_cards(bot, ISAIAH)[-1])
+        assert "You are the lead coordinator." not in str(personal_cards(bot, ADELE)[-1])
+        assert_no_identifiers_in_channel(bot, [stored])
+    finally:
+        await bot.harness.stop()
+
+
+async def test_norfolk_manager_may_decline_with_a_reason(make_config, clock, store, tmp_path):
+    bot = await make_bot(make_config, clock, store, tmp_path, DEFAULT_PROFILE="norfolk")
+    try:
+        values = step_values()
+        values["need"]["level_of_need"] = "Child in Need"
+        case, _ = await submit_request(bot, values=values)
+        manager = personal_cards(bot, LYNNE)[-1]
+        replies = await bot.press(LYNNE, manager, "request.manager.decline")
+        assert "Reason for declining: this is required." in replies[-1].text
+        await bot.press(LYNNE, manager, "request.manager.decline", decline_reason="Single-agency supervision first.")
+        stored = await bot.services.cases.get(case.id)
+        assert stored.state is CaseState.DECLINED and stored.decline_reason == "Single-agency supervision first."
+        assert "Single-agency supervision first." in str(personal_cards(bot, ALEX)[-1])
+        assert bot.channel_posts() == []
+    finally:
+        await bot.harness.stop()
+
+
+async def test_cheshire_only_the_lead_professional_may_request(make_config, clock, store, tmp_path):
+    bot = await make_bot(make_config, clock, store, tmp_path, DEFAULT_PROFILE="cheshire_west")
+    try:
+        values = step_values()
+        values["need"]["level_of_need"] = "Child in Need"
+        card = await begin(bot)
+        for step in ("requester", "child"):
+            card = cards_of(await bot.press(ALEX, card, "request.next", **values[step]))[-1]
+        card = cards_of(await bot.press(ALEX, card, "request.next"))[-1]
+        card = cards_of(await bot.press(ALEX, card, "request.next", **values["need"]))[-1]
+        assert "Step 4 of 8" in str(card)
+        assert "the lead professional makes the request" in str(card)
+        values = step_values(lead_email="alexw@example.com")
+        values["need"]["level_of_need"] = "Child in Need"
+        card = cards_of(await bot.press(ALEX, card, "request.next", **values["need"]))[-1]
+        assert "Step 5 of 8" in str(card)
+    finally:
+        await bot.harness.stop()
