@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from supervision.chronology import TEMPLATE_COLUMNS, Kind, MergedChronology
+from supervision.chronology import TEMPLATE_COLUMNS, Kind, MergedChronology, recognised_columns
 from supervision.clock import format_uk_date, format_uk_datetime
 from supervision.errors import DomainError
 
@@ -65,7 +65,7 @@ def template_xlsx(agency: str = "") -> bytes:
     for cell in sheet[1]:
         cell.font = Font(bold=True)
         cell.alignment = Alignment(wrap_text=True, vertical="top")
-    for letter, width in zip("ABCDE", (18, 60, 45, 24, 22)):
+    for letter, width in zip("ABCDE", (18, 60, 45, 24, 22), strict=False):
         sheet.column_dimensions[letter].width = width
     sheet.freeze_panes = "A2"
     kinds = DataValidation(type="list", formula1='"Strength,Worry,Neutral"', allow_blank=False,
@@ -117,11 +117,11 @@ def _read_csv(content: bytes) -> list[list[Any]]:
             continue
     else:  # pragma: no cover - cp1252 decodes almost anything
         raise FileFormatError("undecodable")
-    try:
-        dialect: Any = csv.Sniffer().sniff(text.split("\n", 1)[0], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    rows = list(csv.reader(io.StringIO(text), dialect))
+    first_line = text.split("\n", 1)[0]
+    # the delimiter whose split of the heading row names the most chronology columns (Excel in some
+    # locales saves CSV with semicolons; a heading itself may contain a comma)
+    delimiter = max((",", ";", "\t"), key=lambda d: recognised_columns(next(csv.reader([first_line], delimiter=d), [])))
+    rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
     if len(rows) > MAX_ROWS + 1:
         raise FileFormatError("too many rows", key="chronology.error_file_rows", limit=MAX_ROWS)
     return [list(r) for r in rows]
@@ -319,7 +319,7 @@ def chronology_docx(merged: MergedChronology, *, partnership: str = "", picture:
     table = document.add_table(rows=1, cols=6)
     table.style = "Table Grid"
     for cell, heading in zip(table.rows[0].cells, ("Date", "Agency", "What happened", "Impact on the child",
-                                                   "S / W / N", "Notes")):
+                                                   "S / W / N", "Notes"), strict=False):
         cell.text = ""
         cell.paragraphs[0].add_run(heading).bold = True
     for item in merged.entries:
@@ -333,7 +333,7 @@ def chronology_docx(merged: MergedChronology, *, partnership: str = "", picture:
         row = table.add_row().cells
         values = (entry.when.marked(), agency, entry.what, entry.impact,
                   f"{KIND_STYLE[entry.kind]['letter']} {KIND_WORDS[entry.kind]}", "; ".join(notes))
-        for cell, value in zip(row, values):
+        for cell, value in zip(row, values, strict=False):
             cell.text = value
     if not merged.entries:
         document.add_paragraph("No entries yet.")
@@ -341,20 +341,20 @@ def chronology_docx(merged: MergedChronology, *, partnership: str = "", picture:
     document.add_heading("Strengths and worries by agency", level=1)
     counts = document.add_table(rows=1, cols=4)
     counts.style = "Table Grid"
-    for cell, heading in zip(counts.rows[0].cells, ("Agency", "Strengths", "Worries", "Neutral")):
+    for cell, heading in zip(counts.rows[0].cells, ("Agency", "Strengths", "Worries", "Neutral"), strict=False):
         cell.paragraphs[0].add_run(heading).bold = True
     for agency, c in merged.by_agency_counts.items():
-        for cell, value in zip(counts.add_row().cells, (agency, c.strengths, c.worries, c.neutral)):
+        for cell, value in zip(counts.add_row().cells, (agency, c.strengths, c.worries, c.neutral), strict=False):
             cell.text = str(value)
 
     document.add_heading("Strengths and worries by month", level=1)
     months = document.add_table(rows=1, cols=4)
     months.style = "Table Grid"
-    for cell, heading in zip(months.rows[0].cells, ("Month", "Strengths", "Worries", "Neutral")):
+    for cell, heading in zip(months.rows[0].cells, ("Month", "Strengths", "Worries", "Neutral"), strict=False):
         cell.paragraphs[0].add_run(heading).bold = True
     for month, c in merged.by_month_counts.items():
         label = date.fromisoformat(month + "-01").strftime("%b %Y")
-        for cell, value in zip(months.add_row().cells, (label, c.strengths, c.worries, c.neutral)):
+        for cell, value in zip(months.add_row().cells, (label, c.strengths, c.worries, c.neutral), strict=False):
             cell.text = str(value)
 
     document.add_heading("Each agency's chronology", level=1)

@@ -150,7 +150,7 @@ def _month(text: str) -> tuple[int, int] | None:
 
 def _range(text: str) -> tuple[date, date] | None:
     """Approximate expressions: seasons, parts of a year or month, quarters, a bare year."""
-    m = re.fullmatch(rf"(spring|summer|autumn|fall|winter)\s+(?:of\s+)?(\d{{4}})", text)
+    m = re.fullmatch(r"(spring|summer|autumn|fall|winter)\s+(?:of\s+)?(\d{4})", text)
     if m:
         first, last = _SEASONS[m[1]]
         year = _year(m[2])
@@ -336,6 +336,12 @@ def _norm_heading(value: Any) -> str:
     return " ".join(str(value or "").replace("*", "").split()).strip().lower()
 
 
+def recognised_columns(headings: Sequence[Any]) -> int:
+    """How many of a file's headings name a chronology column (to tell a file's delimiter)."""
+    known = {alias for aliases in _COLUMN_ALIASES.values() for alias in aliases}
+    return sum(1 for h in headings if _norm_heading(h) in known)
+
+
 def entries_from_rows(rows: Sequence[Sequence[Any]], *, agency: str, header_row: int = 1) -> ImportResult:
     """Rows of a chronology file: the first is the heading. Valid rows become entries; every bad cell
     is reported by row number and column heading. Blank rows are skipped."""
@@ -352,7 +358,7 @@ def entries_from_rows(rows: Sequence[Sequence[Any]], *, agency: str, header_row:
                 columns[name] = index
     missing = [name for name in REQUIRED_COLUMNS if name not in columns]
     if missing:
-        template = dict(zip(("when", "what", "impact", "kind", "source"), TEMPLATE_COLUMNS))
+        template = dict(zip(("when", "what", "impact", "kind", "source"), TEMPLATE_COLUMNS, strict=False))
         for name in missing:
             result.problems.append(RowProblem(header_row, template[name], "chronology.error_column_missing"))
         return result
@@ -383,7 +389,7 @@ class Counts:
     worries: int = 0
     neutral: int = 0
 
-    def add(self, kind: Kind) -> "Counts":
+    def add(self, kind: Kind) -> Counts:
         return Counts(self.strengths + (kind is Kind.STRENGTH), self.worries + (kind is Kind.WORRY),
                       self.neutral + (kind is Kind.NEUTRAL))
 
@@ -806,6 +812,10 @@ class ChronologyService:
         except VersionConflict:
             return False
         return True
+
+    async def unmark_asked(self, case: Case, person_key: str) -> None:
+        """Undo ``mark_asked`` when the message could not be delivered, so a later try may send it."""
+        await self.store.delete(ASKS, f"{case.id}|{case.session.number}|{person_key.lower()}")
 
     # helpers ---------------------------------------------------------------------------------------
     @staticmethod
