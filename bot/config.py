@@ -67,6 +67,8 @@ class Config:
     log_level: str = "INFO"
     language: str = "en"
     profiles: Mapping[str, Profile] = field(default_factory=dict)
+    public_url: str = ""                 # where clients reach the bot (signed download links)
+    download_signing_key: str = ""       # HMAC key for download links; empty: one kept in the store
     concerns_lead_email: str = ""          # the profile's named lead for concerns and complaints
 
     @property
@@ -212,6 +214,9 @@ def load_config(environ: Mapping[str, str] | None = None, env_file: Path | None 
     language = env.get("BOT_LANGUAGE", "en").strip().lower() or "en"
     if language not in ("en", "cy"):
         raise ConfigError("BOT_LANGUAGE", f"must be en or cy, got {language!r}")
+    public_url = env.get("PUBLIC_URL", "").strip().rstrip("/")
+    if public_url and not re.match(r"^https?://[^\s/]+", public_url):
+        raise ConfigError("PUBLIC_URL", f"must be an http(s) address, got {public_url!r}")
     log_level = env.get("LOG_LEVEL", "INFO").strip().upper()
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("LOG_LEVEL", f"must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
@@ -232,5 +237,6 @@ def load_config(environ: Mapping[str, str] | None = None, env_file: Path | None 
         graph=graph,
         scheduler_interval_seconds=_int(env, "SCHEDULER_INTERVAL_SECONDS", 60, 0, 86_400),
         log_level=log_level, language=language, profiles=profiles,
+        public_url=public_url, download_signing_key=env.get("DOWNLOAD_SIGNING_KEY", "").strip(),
         concerns_lead_email=_one_email(env, "CONCERNS_LEAD_EMAIL"),
     )
