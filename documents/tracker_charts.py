@@ -1,0 +1,77 @@
+"""Charts of the partnership log as PNG (matplotlib, Agg backend, no display): sessions per month,
+timeliness against each deadline, and evaluation impact (pre- and post-session means). Timeliness
+bars carry their numbers and hatching, so nothing depends on colour alone."""
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from supervision.tracker import TrackerEntry, TrackerStats  # noqa: E402
+
+PNG_TYPE = "image/png"
+SIZE = (6.0, 3.2)
+DPI = 80
+
+
+def _png(fig: plt.Figure) -> bytes:
+    out = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(out, format="png", dpi=DPI)
+    plt.close(fig)
+    return out.getvalue()
+
+
+def sessions_chart(stats: TrackerStats, title: str = "Sessions recorded per month") -> bytes:
+    fig, ax = plt.subplots(figsize=SIZE)
+    months = list(stats.by_month) or ["-"]
+    counts = [stats.by_month.get(m, 0) for m in months]
+    bars = ax.bar(months, counts, color="#4472c4", edgecolor="black")
+    ax.bar_label(bars)
+    ax.set_title(title)
+    ax.set_ylabel("Sessions")
+    ax.set_ylim(0, max(counts + [1]) * 1.25)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    return _png(fig)
+
+
+def timeliness_chart(stats: TrackerStats, labels: dict[str, str] | None = None,
+                     title: str = "Deadlines met (%)") -> bytes:
+    labels = labels or {"session": "Session held in time", "actions": "Actions sent in time",
+                        "minutes": "Minutes done in time"}
+    fig, ax = plt.subplots(figsize=SIZE)
+    names = list(stats.timeliness)
+    percents = [100 * on / known if known else 0 for on, known in stats.timeliness.values()]
+    bars = ax.barh([labels.get(n, n) for n in names], percents, color="#70ad47", edgecolor="black", hatch="//")
+    ax.bar_label(bars, labels=[f"{on}/{known}" if known else "no data" for on, known in stats.timeliness.values()],
+                 padding=3)
+    ax.set_xlim(0, 115)
+    ax.set_xlabel("% on time")
+    ax.set_title(title)
+    ax.invert_yaxis()
+    return _png(fig)
+
+
+def impact_chart(entries: list[TrackerEntry], title: str = "Evaluation: before and after (0-5)") -> bytes:
+    scored = [e for e in entries if e.pre_mean is not None or e.post_mean is not None]
+    fig, ax = plt.subplots(figsize=SIZE)
+    if scored:
+        x = range(len(scored))
+        width = 0.4
+        pre = [e.pre_mean or 0 for e in scored]
+        post = [e.post_mean or 0 for e in scored]
+        ax.bar([i - width / 2 for i in x], pre, width, label="Before", color="#bfbfbf", edgecolor="black")
+        ax.bar([i + width / 2 for i in x], post, width, label="After", color="#4472c4", edgecolor="black", hatch="..")
+        ax.set_xticks(list(x), [f"{e.reference[-4:]}/{e.session_number}" for e in scored], rotation=30, fontsize=8)
+        ax.legend(loc="upper left")
+    else:
+        ax.text(0.5, 2.5, "No evaluation scores yet", ha="center", va="center")
+        ax.set_xticks([])
+    ax.set_ylim(0, 5.5)
+    ax.set_ylabel("Mean score")
+    ax.set_title(title)
+    return _png(fig)
