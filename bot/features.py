@@ -36,9 +36,17 @@ from dialogs import sessions as sessions_feature  # noqa: E402
 
 FEATURES: list[Register] = [core_feature, request_feature.register, sessions_feature.register]
 
+from dialogs import record as record_feature  # noqa: E402
+from dialogs import action_items as action_items_feature  # noqa: E402
+from dialogs import followup as followup_feature  # noqa: E402
+from dialogs import concerns as concerns_feature  # noqa: E402
+from dialogs import tracker as tracker_feature  # noqa: E402
+
+FEATURES += [record_feature.register, action_items_feature.register, followup_feature.register,
+             concerns_feature.register, tracker_feature.register]
+
 # Commands the manifest and help card list, answered honestly until their feature is registered.
-PLANNED_COMMANDS = {"my actions": "actions.mine",
-                    "record session": "record.start", "tracker": "tracker.show", "raise a concern": "concern.start"}
+PLANNED_COMMANDS: dict[str, str] = {}
 
 
 def register_all(router: Router, services: Services, features: list[Register] | None = None) -> list[Dialog]:

@@ -1,0 +1,143 @@
+"""The record flow through the real bot over HTTP (loopback connector): record session from the
+meeting chat, the form in personal chat, the identifier refusal that keeps what was typed, publishing
+(summary to the meeting chat with no identifiers, full record and action cards in personal chat, the
+facilitator's board), reminders through the due-work runner."""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from supervision.models import CaseState, find_identifiers
+from tests.support.harness import BotHarness
+from tests.test_record_helpers import ADELE, ALEX, IDENTIFIERS, PATTI, good_form, held_case
+
+MEETING_CHAT = "19:meeting_rec@thread.v2"
+
+
+@pytest.fixture
+def config(make_config):
+    return make_config(ADMINISTRATORS="lynner@example.com")
+
+
+def cards_in(sent) -> list[dict]:
+    return [c for s in sent for c in s.cards]
+
+
+def texts(value) -> str:
+    return json.dumps(value)
+
+
+async def introduce(harness: BotHarness, *users) -> None:
+    """Each user says hello in personal chat, so the bot knows their email and can reach them."""
+    for user in users:
+        await harness.say(user, "hello")
+
+
+async def test_record_from_the_meeting_chat_to_published(harness: BotHarness, clock, validate_card):
+    services = harness.parts.services
+    clock.set(held_case().session.held_at + timedelta(days=1))
+    await services.cases.create(held_case())
+    await introduce(harness, ADELE, PATTI, ALEX)
+    harness.connector.clear()
+
+    replies = await harness.say(ADELE, "record session", conversation_type="groupChat", conversation_id=MEETING_CHAT)
+    assert "personal chat" in replies[-1].text
+    form_cards = [s for s in harness.connector.sent if s.conversation_id == f"personal-{ADELE.id}" and s.cards]
+    assert form_cards, "the record form went to Adele's personal chat"
+    form_card = form_cards[-1].cards[0]
+    validate_card(form_card)
+    assert "Session record" in texts(form_card) and "Zebedee" not in texts(form_card)
+
+    harness.connector.clear()
+    value = {"verb": "record.publish", "case_id": "case-rec-1", **good_form(held_case())}
+    await harness.submit(ADELE, value)
+    sent = harness.connector.sent
+    done = [c for s in sent if s.conversation_id == f"personal-{ADELE.id}" for c in s.cards]
+    assert any("Record sent" in texts(c) for c in done)
+
+    chat = [s for s in sent if s.conversation_id == MEETING_CHAT]
+    assert len(chat) == 1 and "Session summary" in texts(chat[0].cards[0])
+    validate_card(chat[0].cards[0])
+    for message in sent:
+        if not message.conversation_id.startswith(("personal-", "a:personal-")):
+            assert find_identifiers(texts(message.body), IDENTIFIERS) == [], message.conversation_id
+
+    to_patti = [c for s in sent if s.conversation_id == f"personal-{PATTI.id}" for c in s.cards]
+    to_alex = [c for s in sent if s.conversation_id == f"personal-{ALEX.id}" for c in s.cards]
+    assert any("Your action" in texts(c) and "Arrange a joint home visit" in texts(c) for c in to_patti)
+    assert any("Your action" in texts(c) and "Share attendance figures weekly" in texts(c) for c in to_alex)
+    assert any("Key learning points" in texts(c) for c in to_patti), "the full record went to Patti"
+    for c in to_patti + to_alex + done:
+        validate_card(c)
+    case = await services.cases.require("case-rec-1")
+    assert case.state == CaseState.MINUTES_DONE
+    assert case.session.actions_distributed_at == clock.now() == case.session.minutes_done_at
+
+    # the record document: a signed link to the DOCX for the child's file
+    links = [a["url"] for c in to_patti for a in c.get("actions", []) if a["type"] == "Action.OpenUrl"]
+    assert links and "/downloads/" in links[0]
+    path = links[0][links[0].index("/downloads/"):]
+    response = await harness.client.get(path)
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("application/vnd.openxmlformats")
+    assert (await response.read())[:2] == b"PK"
+
+
+async def test_the_argyll_refusal_names_the_field_and_keeps_everything(harness: BotHarness, clock):
+    services = harness.parts.services
+    clock.set(held_case().session.held_at + timedelta(days=1))
+    await services.cases.create(held_case(profile_id="argyll_bute"))
+    await introduce(harness, ADELE)
+    harness.connector.clear()
+    form = good_form(held_case(), learning_points="Marigold Example was not invited")
+    replies = await harness.submit(ADELE, {"verb": "record.publish", "case_id": "case-rec-1", **form})
+    card = cards_in(replies)[-1]
+    body = texts(card)
+    assert "Key learning points contains child or family identifiers (Marigold Example" in body
+    assert "Marigold Example was not invited" in body          # what was typed is still in the form
+    assert "Share attendance figures weekly" in body
+    assert (await services.cases.require("case-rec-1")).state == CaseState.HELD
+    refusals = [e for e in await services.audit.entries("case-rec-1") if not e["allowed"]]
+    assert refusals and refusals[-1]["why"] == "identifiers in the record"
+
+
+async def test_someone_who_is_not_the_facilitator_cannot_record(harness: BotHarness, clock):
+    services = harness.parts.services
+    await services.cases.create(held_case())
+    replies = await harness.say(PATTI, "record session")
+    assert "no held sessions" in replies[-1].text
+    replies = await harness.submit(PATTI, {"verb": "record.publish", "case_id": "case-rec-1",
+                                           **good_form(held_case())})
+    assert "needs one of these roles: facilitator" in replies[-1].text
+    assert (await services.cases.require("case-rec-1")).state == CaseState.HELD
+
+
+async def test_session_held_offers_the_record_and_reminders_follow_until_done(harness: BotHarness, clock):
+    from supervision.ports import DomainEvent
+
+    services = harness.parts.services
+    case = held_case()
+    clock.set(case.session.held_at)
+    await services.cases.create(case)
+    await introduce(harness, ADELE)
+    harness.connector.clear()
+    await services.events.publish(DomainEvent("session.held", case.id, clock.now(), {"session": 1}))
+    offers = cards_in(harness.connector.messages(f"personal-{ADELE.id}"))
+    assert any("The session has been held" in texts(c) and "record.open" in texts(c) for c in offers)
+
+    harness.connector.clear()
+    # Tue 3 Mar held; actions due Thu 5 Mar: the reminder the day before (Wed), on the day, then overdue
+    clock.set(case.session.held_at + timedelta(days=1))
+    report = await services.due_work.run_due()
+    assert "case-rec-1:record:actions:1:2026-03-04" in report.ran
+    clock.set(case.session.held_at + timedelta(days=6))      # Mon 9 Mar
+    report = await services.due_work.run_due()
+    assert "case-rec-1:record:actions:1:2026-03-09" in report.ran
+    assert "case-rec-1:record:actions:1:2026-03-05" in report.ran    # the day itself, caught up (late)
+    again = await services.due_work.run_due()
+    assert not [k for k in again.ran if ":record:" in k]                # nothing twice
+    reminders = [c for c in cards_in(harness.connector.messages(f"personal-{ADELE.id}"))
+                 if "Actions to send" in texts(c)]
+    assert len(reminders) == 3 and "Overdue" in texts(reminders[-1])
