@@ -4,13 +4,18 @@ Layout under the data folder::
 
     .writer.lock          fcntl lock held by the one process that writes (StoreLocked otherwise)
     .backup.lock          writers hold it shared per operation; a backup holds it exclusively
+    journal.jsonl         write-ahead journal of changes not yet flushed to their files
     tmp/                  temporary files, renamed into place (cleared at start)
     docs/<collection>/<key>.json   one small TinyDB file per document: {"_default": {"1": record}}
     logs/<log>/<segment>.json      append-only logs in TinyDB segments of SEGMENT records
 
-Every write goes through ``AtomicJSONStorage`` (a TinyDB ``Storage``): the whole new file is written
-to ``tmp/``, fsynced, renamed over the old one with ``os.replace`` and the directory fsynced, so a
-kill -9 at any moment leaves either the old or the new file, and an acknowledged write is on disk.
+A change is first appended to the journal and flushed (fdatasync; concurrent writers share the
+flush), then applied to its TinyDB file through ``AtomicJSONStorage`` (a TinyDB ``Storage`` that
+writes the whole new file to ``tmp/`` and renames it over the old one, so a file is never half
+written), and only then acknowledged. After a kill -9 the journal is applied again at start (every
+entry is idempotent), so every acknowledged write is there and no file is torn. When the journal
+reaches CHECKPOINT_BYTES the files are flushed (syncfs) and the journal emptied.
+
 An operation reads and writes one small file (a document, or one log segment), never the whole
 store; ``keys`` lists one collection's folder (the folder is the collection's index). All file I/O
 runs on a small thread pool, off the event loop; per-key locks keep read-check-write atomic.
@@ -18,6 +23,7 @@ runs on a small thread pool, off the event loop; per-key locks keep read-check-w
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import errno
 import fcntl
 import hashlib
@@ -49,6 +55,8 @@ MAX_NAME = 200             # longer encoded keys are stored under a hash of the 
 LOCK_STRIPES = 256
 WRITER_LOCK = ".writer.lock"
 BACKUP_LOCK = ".backup.lock"
+JOURNAL = "journal.jsonl"
+CHECKPOINT_BYTES = 8 * 1024 * 1024   # journal size that triggers a flush of the files and a fresh journal
 DOC_ID = 1
 
 
@@ -91,22 +99,32 @@ def atomic_write(path: Path, payload: bytes, tmp_dir: Path, durable: bool = True
 
 
 class AtomicJSONStorage(Storage):
-    """TinyDB storage for one small file, written atomically (temp file + fsync + rename + dir fsync)."""
+    """TinyDB storage for one small file, written atomically (temp file + fsync + rename + dir fsync).
+
+    A TinyDB over it lives for one operation, under that document's lock, so what it read or wrote
+    is remembered for the rest of the operation instead of reading the file again."""
 
     def __init__(self, path: Path, tmp_dir: Path, durable: bool = True) -> None:
         self.path, self.tmp_dir, self.durable = path, tmp_dir, durable
+        self._memo: dict[str, dict[str, Any]] | None = None
+        self._known = False
 
     def read(self) -> dict[str, dict[str, Any]] | None:
+        if self._known:
+            return self._memo
         try:
             with open(self.path, "rb") as handle:
                 raw = handle.read()
         except FileNotFoundError:
-            return None
-        return json.loads(raw) if raw else None  # type: ignore[no-any-return]
+            raw = b""
+        self._memo, self._known = (json.loads(raw) if raw else None), True
+        return self._memo
 
     def write(self, data: dict[str, dict[str, Any]]) -> None:
+        self._known = False
         payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
         atomic_write(self.path, payload, self.tmp_dir, self.durable)
+        self._memo, self._known = data, True
 
     def close(self) -> None:
         return None
@@ -119,8 +137,103 @@ class _LogState:
         self.count = 0
 
 
+class _Gate:
+    """Many operations at once, or one checkpoint alone (a readers-writer lock for threads)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._active = 0
+        self._exclusive = False
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._exclusive:
+                self._cond.wait()
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._active -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            while self._exclusive:
+                self._cond.wait()
+            self._exclusive = True
+            while self._active:
+                self._cond.wait()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
+
+
+class Journal:
+    """The write-ahead journal: one JSON line per change, made durable (fdatasync) before the change
+    is applied to its TinyDB file and acknowledged. Concurrent writers share one flush (group commit).
+    After a crash the lines are applied again (each is idempotent); a checkpoint flushes the files
+    and empties the journal."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        self.size = os.fstat(self.fd).st_size
+        self._lock = threading.Lock()
+
+    def entries(self) -> list[dict[str, Any]]:
+        with open(self.path, "rb") as handle:
+            raw = handle.read()
+        found = []
+        for line in raw.split(b"\n"):
+            try:
+                entry = json.loads(line)
+            except ValueError:         # the torn last line of a crashed write: never acknowledged
+                continue
+            if isinstance(entry, dict):
+                found.append(entry)
+        return found
+
+    def write(self, entry: dict[str, Any]) -> None:
+        line = (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        with self._lock:
+            view = memoryview(line)
+            while view:
+                view = view[os.write(self.fd, view):]
+            self.size += len(line)
+        os.fdatasync(self.fd)
+
+    def reset(self) -> None:
+        os.ftruncate(self.fd, 0)
+        os.fsync(self.fd)
+        self.size = 0
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def sync_filesystem(folder: Path) -> None:
+    """Flush every dirty file of the file system that holds ``folder`` (Linux syncfs, else sync)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            if libc.syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    except (OSError, AttributeError):
+        pass
+    os.sync()
+
+
 class TinyDBStore:
-    def __init__(self, folder: Path | str, *, workers: int = 4) -> None:
+    def __init__(self, folder: Path | str, *, workers: int = 4, checkpoint_bytes: int = CHECKPOINT_BYTES) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self._lock_fd = acquire_writer_lock(self.folder)
@@ -135,7 +248,11 @@ class TinyDBStore:
         self._logs: dict[str, _LogState] = {}
         self._logs_guard = threading.Lock()
         self._made: set[Path] = set()
-        self._gate = threading.local()
+        self._backup_gate = threading.local()
+        self._gate = _Gate()
+        self.checkpoint_bytes = checkpoint_bytes
+        self.journal = Journal(self.folder / JOURNAL)
+        self._recover()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tinydb-store")
         self._closed = False
         self._leader = LocalLeaderElection()
@@ -151,16 +268,44 @@ class TinyDBStore:
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
-        """Hold the backup gate shared while writing, so a backup sees no half-done operation."""
-        fd = getattr(self._gate, "fd", None)
+        """Hold the in-process gate and the cross-process backup gate shared while writing, so that
+        neither a checkpoint nor a backup sees a half-done operation."""
+        fd = getattr(self._backup_gate, "fd", None)
         if fd is None:
             fd = os.open(self.folder / BACKUP_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
-            self._gate.fd = fd
-        fcntl.flock(fd, fcntl.LOCK_SH)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            self._backup_gate.fd = fd
+        with self._gate.shared():
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _maybe_checkpoint(self) -> None:
+        if self.journal.size >= self.checkpoint_bytes:
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Flush the applied changes to disk and empty the journal (nothing is written meanwhile)."""
+        with self._gate.exclusive():
+            if self.journal.size:
+                sync_filesystem(self.folder)
+                self.journal.reset()
+
+    def _recover(self) -> None:
+        """Apply the journal of a crashed run again, then checkpoint."""
+        entries = self.journal.entries() if self.journal.size else []
+        for entry in entries:
+            op = entry.get("op")
+            if op == "put":
+                self._apply_put(entry["c"], entry["k"], entry["r"], durable=False)
+            elif op == "del":
+                self._doc_path(entry["c"], entry["k"]).unlink(missing_ok=True)
+            elif op == "append":
+                self._apply_append(entry["log"], entry["seg"], entry["id"], entry["r"])
+        if self.journal.size:
+            sync_filesystem(self.folder)
+            self.journal.reset()
 
     def _dir(self, base: Path, name: str) -> Path:
         path = base / encode_name(name)
@@ -175,20 +320,23 @@ class TinyDBStore:
         folder = self._dir(self.docs, collection) if create else self.docs / encode_name(collection)
         return folder / f"{encode_name(key)}.json"
 
-    def _open(self, path: Path, durable: bool = True) -> TinyDB:
+    def _open(self, path: Path, durable: bool = False) -> TinyDB:
         return TinyDB(path, tmp_dir=self.tmp, durable=durable, storage=AtomicJSONStorage)
 
     # --- documents --------------------------------------------------------------------------------
-    def _read_doc(self, collection: str, key: str) -> Stored | None:
-        path = self._doc_path(collection, key)
-        if not path.exists():
-            return None
-        db = self._open(path)
+    @staticmethod
+    def _record(db: TinyDB, key: str) -> Stored | None:
         record = db.get(doc_id=DOC_ID)
-        db.close()
         if record is None or record.get("key") != key:   # type: ignore[union-attr]
             return None
         return Stored(record["data"], record["etag"])   # type: ignore[index]
+
+    def _read_doc(self, collection: str, key: str) -> Stored | None:
+        db = self._open(self._doc_path(collection, key))
+        try:
+            return self._record(db, key)
+        finally:
+            db.close()
 
     def _get(self, collection: str, key: str) -> Stored | None:
         return self._read_doc(collection, key)
@@ -196,42 +344,50 @@ class TinyDBStore:
     async def get(self, collection: str, key: str) -> Stored | None:
         return await self._run(self._get, collection, key)  # type: ignore[no-any-return]
 
+    def _apply_put(self, collection: str, key: str, record: dict[str, Any], durable: bool,
+                   db: TinyDB | None = None) -> None:
+        db = db or self._open(self._doc_path(collection, key, create=True), durable)
+        # One write per put: update the record in place, or insert it into a new file. (TinyDB's
+        # upsert would first write an empty table for a new document.)
+        if db.contains(doc_id=DOC_ID):
+            db.update(record, doc_ids=[DOC_ID])
+        else:
+            db.insert(Document(record, doc_id=DOC_ID))
+        db.close()
+
     def _put(self, collection: str, key: str, data: dict[str, Any], etag: str | None, create_only: bool,
-             durable: bool = True) -> str:
+             journal: bool = True) -> str:
         payload = json.loads(json.dumps(data))     # JSON-only, and a copy the caller cannot change
-        with self._stripe(collection, key), self._writing():
-            current = self._read_doc(collection, key) if (etag is not None or create_only) else None
+        with self._writing(), self._stripe(collection, key):
+            db = self._open(self._doc_path(collection, key, create=True))
+            current = self._record(db, key)         # the file is read once; TinyDB reuses what it read
             if create_only and current is not None:
                 raise VersionConflict(f"{collection}/{key} exists")
             if etag is not None and (current is None or current.etag != etag):
                 raise VersionConflict(f"{collection}/{key} changed")
             new_etag = f'"{secrets.token_hex(8)}"'
             record = {"key": key, "etag": new_etag, "data": payload}
-            db = self._open(self._doc_path(collection, key, create=True), durable)
-            # One write per put: update the record in place, or insert it into a new file. (TinyDB's
-            # upsert would first write an empty table for a new document: a crash there would leave
-            # a file with no document in it.)
-            if db.contains(doc_id=DOC_ID):
-                db.update(record, doc_ids=[DOC_ID])
-            else:
-                db.insert(Document(record, doc_id=DOC_ID))
-            db.close()
-            return new_etag
+            if journal:
+                self.journal.write({"op": "put", "c": collection, "k": key, "r": record})
+            self._apply_put(collection, key, record, durable=False, db=db)
+        if journal:
+            self._maybe_checkpoint()
+        return new_etag
 
     async def put(self, collection: str, key: str, data: dict[str, Any], *,
                   etag: str | None = None, create_only: bool = False) -> str:
         return await self._run(self._put, collection, key, data, etag, create_only)  # type: ignore[no-any-return]
 
     def _delete(self, collection: str, key: str, etag: str | None) -> None:
-        with self._stripe(collection, key), self._writing():
+        with self._writing(), self._stripe(collection, key):
             current = self._read_doc(collection, key)
             if current is None:
                 return
             if etag is not None and current.etag != etag:
                 raise VersionConflict(f"{collection}/{key} changed")
-            path = self._doc_path(collection, key)
-            path.unlink(missing_ok=True)
-            fsync_dir(path.parent)
+            self.journal.write({"op": "del", "c": collection, "k": key})
+            self._doc_path(collection, key).unlink(missing_ok=True)
+        self._maybe_checkpoint()
 
     async def delete(self, collection: str, key: str, *, etag: str | None = None) -> None:
         await self._run(self._delete, collection, key, etag)
@@ -260,12 +416,12 @@ class TinyDBStore:
         return await self._run(self._keys, collection, prefix)  # type: ignore[no-any-return]
 
     async def bulk_put(self, collection: str, items: dict[str, dict[str, Any]]) -> None:
-        """Load many documents at once (restore, migration, benchmarks): unconditional puts written
-        without a per-file fsync, then one sync of the file system before returning."""
+        """Load many documents at once (restore, migration, benchmarks): unconditional puts without
+        the journal, then one flush of the file system before returning."""
         def load() -> None:
             for key, data in items.items():
-                self._put(collection, key, data, None, False, durable=False)
-            os.sync()
+                self._put(collection, key, data, None, False, journal=False)
+            sync_filesystem(self.folder)
 
         await self._run(load)
 
@@ -280,21 +436,27 @@ class TinyDBStore:
             return []
         return sorted(p for p in folder.iterdir() if p.suffix == ".json" and p.stem.isdigit())
 
+    def _apply_append(self, log: str, segment: int, record_id: int, record: dict[str, Any]) -> None:
+        db = self._open(self._dir(self.logs, log) / f"{segment:09d}.json")
+        if not db.contains(doc_id=record_id):      # replaying the journal never adds a record twice
+            db.insert(Document(record, doc_id=record_id))
+        db.close()
+
     def _append(self, log: str, record: dict[str, Any]) -> None:
         payload = json.loads(json.dumps(record))
         state = self._log_state(log)
-        with state.lock, self._writing():
-            folder = self._dir(self.logs, log)
+        with self._writing(), state.lock:
             if state.segment < 0:
                 segments = self._segments(log)
                 state.segment = int(segments[-1].stem) if segments else 0
-                state.count = len(self._open(folder / f"{state.segment:09d}.json")) if segments else 0
+                state.count = len(self._open(segments[-1])) if segments else 0
             if state.count >= SEGMENT:
                 state.segment, state.count = state.segment + 1, 0
-            db = self._open(folder / f"{state.segment:09d}.json")
-            db.insert(payload)
-            db.close()
-            state.count += 1
+            record_id = state.count + 1
+            self.journal.write({"op": "append", "log": log, "seg": state.segment, "id": record_id, "r": payload})
+            self._apply_append(log, state.segment, record_id, payload)
+            state.count = record_id
+        self._maybe_checkpoint()
 
     async def append(self, log: str, record: dict[str, Any]) -> None:
         await self._run(self._append, log, record)
@@ -320,6 +482,8 @@ class TinyDBStore:
             return
         self._closed = True
         self._pool.shutdown(wait=True)
+        self.checkpoint()
+        self.journal.close()
         os.close(self._lock_fd)
 
 
@@ -405,9 +569,16 @@ def restore(folder: Path | str, archive: Path | str) -> Path | None:
         for path in staging.rglob("*.json"):      # every file must load before we switch
             json.loads(path.read_bytes())
         aside = None
-        if any((folder / part).exists() and any((folder / part).iterdir()) for part in STORE_PARTS):
+        journal_size = (folder / JOURNAL).stat().st_size if (folder / JOURNAL).exists() else 0
+        if journal_size or any((folder / part).exists() and any((folder / part).iterdir()) for part in STORE_PARTS):
             aside = folder / f"before-restore-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(2)}"
             aside.mkdir()
+        journal = folder / JOURNAL
+        if journal.exists():              # changes of the store being replaced: never replay them
+            if aside is not None:
+                os.replace(journal, aside / JOURNAL)
+            else:
+                journal.unlink()
         for part in STORE_PARTS:
             if (folder / part).exists():
                 if aside is not None:

@@ -1,0 +1,202 @@
+"""Storage benchmark: case get and update on the TinyDB store at 1k, 10k and 50k cases.
+
+``python -m bench storage [--quick] [--sizes 1000,10000,50000] [--ops N]``
+
+Each size gets a fresh store in a temporary folder on the same disk, filled with realistic case
+documents (supervision.models.Case through the codec, with the user index the repository keeps).
+Then it times random ``CaseRepository.get`` and ``CaseRepository.update`` (read, change, write with
+the etag, index check) and prints ms per operation, and the ratio of each size to the smallest one
+(the baseline, run in the same process). For scale it also times TinyDB's default single-file
+storage at the smallest size. Targets: the largest size within 2x of the smallest, and an update
+under 10 ms.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import shutil
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from storage.tinydb_store import TinyDBStore
+from supervision.codec import to_data
+from supervision.models import (
+    Case,
+    CaseState,
+    ChildDetails,
+    FacilitatorAssignment,
+    FamilyMember,
+    Invitee,
+    InviteStatus,
+    Person,
+    RequestDetails,
+    SessionPlan,
+    Transition,
+)
+from supervision.repository import CASES, USER_INDEX, CaseRepository
+
+UPDATE_TARGET_MS = 10.0
+RATIO_TARGET = 2.0
+AGENCIES = ["School", "GP", "Health visiting", "Police", "Children's social care", "Housing", "Youth justice"]
+
+
+def make_case(i: int, users: int, rng: random.Random) -> Case:
+    """A case as the bot keeps it mid-process: full request, invitees, facilitators, plan, history."""
+    def who(role: str) -> tuple[str, str]:
+        n = rng.randrange(users)
+        return f"user-{n}", f"{role}{n}@example.org"
+
+    start = datetime(2026, 1, 5, 9, tzinfo=UTC) + timedelta(hours=i)
+    requester_id, requester_email = who("practitioner")
+    lead_id, lead_email = who("lead")
+    invitees = []
+    for agency in rng.sample(AGENCIES, 6):
+        uid, email = who("invitee")
+        invitees.append(Invitee(agency=agency, name=f"Invitee {uid}", role="Practitioner", email=email, user_id=uid,
+                                status=InviteStatus.CONFIRMED, delegated_authority=True, responded_at=start))
+    facilitators = []
+    for lead, agency in ((True, "Health"), (False, "Police")):
+        uid, email = who("facilitator")
+        facilitators.append(FacilitatorAssignment(name=f"Facilitator {uid}", email=email, agency=agency,
+                                                  user_id=uid, lead=lead))
+    request = RequestDetails(
+        requester=Person(name="Zebedee Example", email=requester_email, role="Teacher", organisation="School",
+                         user_id=requester_id),
+        child=ChildDetails(forename="Synthetic", surname=f"Child{i}", date_of_birth=date(2016, 3, 1),
+                           gender="Not stated", ethnicity="Not stated", address="1 Synthetic Street, Exampletown"),
+        family=[FamilyMember(relationship="mother", name=f"Parent{i} Example", address="1 Synthetic Street"),
+                FamilyMember(relationship="sibling", name=f"Sibling{i} Example", date_of_birth=date(2019, 7, 2))],
+        level_of_need="Targeted Help", current_plan="Child in need",
+        lead_professional=Person(name="Lead Example", email=lead_email, role="Social worker", user_id=lead_id),
+        reason="Planning feels stuck; " + "repeated missed appointments and unclear progress. " * 4,
+        trigger="drift", pen_picture="A synthetic pen picture. " * 20, child_voice="Synthetic voice. " * 6,
+        family_voice="Synthetic family view. " * 6, agreed_to_share="Yes", invitees=invitees,
+        additional_information=["Further synthetic detail. " * 5 for _ in range(2)],
+    )
+    history = [Transition(at=start + timedelta(days=d), actor=requester_id, event=e, from_state=f, to_state=t)
+               for d, (e, f, t) in enumerate([
+                   ("submit", None, CaseState.REQUESTED), ("agree", CaseState.REQUESTED, CaseState.AGREED),
+                   ("assign_facilitators", CaseState.AGREED, CaseState.FACILITATORS_ASSIGNED),
+                   ("schedule", CaseState.FACILITATORS_ASSIGNED, CaseState.SCHEDULED)])]
+    return Case(id=f"case-{i:06d}", reference=f"MAGS-BOL-260105-{i:05X}", profile_id="bolton",
+                state=CaseState.SCHEDULED, created_at=start, request=request, agreed_at=start + timedelta(days=1),
+                session_due=date(2026, 2, 1), facilitators=facilitators,
+                session=SessionPlan(starts_at=start + timedelta(days=10), ends_at=start + timedelta(days=10, hours=2),
+                                    join_url="https://teams.example.invalid/meet/synthetic"),
+                history=history, version=4)
+
+
+def build_documents(size: int, seed: int = 7) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    rng = random.Random(seed)
+    users = max(200, size // 4)          # each practitioner takes part in a handful of cases
+    cases: dict[str, dict[str, Any]] = {}
+    index: dict[str, list[str]] = {}
+    for i in range(size):
+        case = make_case(i, users, rng)
+        cases[case.id] = to_data(case)
+        for key in case.member_ids() | case.member_emails():
+            index.setdefault(key.lower(), []).append(case.id)
+    return cases, {k: {"cases": v} for k, v in index.items()}
+
+
+@dataclass
+class Result:
+    size: int
+    get_ms: float
+    update_ms: float
+    doc_bytes: int
+
+
+async def measure(folder: Path, size: int, ops: int) -> Result:
+    cases_data, index = build_documents(size)
+    store = TinyDBStore(folder)
+    try:
+        await store.bulk_put(CASES, cases_data)
+        await store.bulk_put(USER_INDEX, index)
+        repo = CaseRepository(store)
+        rng = random.Random(size)
+        ids = list(cases_data)
+        for case_id in rng.sample(ids, min(20, len(ids))):       # warm up the code paths, not the data
+            await repo.get(case_id)
+        gets = []
+        for case_id in (rng.choice(ids) for _ in range(ops)):
+            started = time.perf_counter()
+            case = await repo.get(case_id)
+            gets.append(time.perf_counter() - started)
+            assert case is not None
+        updates = []
+        for n, case_id in enumerate(rng.choice(ids) for _ in range(ops)):
+            def change(case: Case, n: int = n) -> None:
+                case.request.additional_information.append(f"benchmark note {n}")
+            started = time.perf_counter()
+            await repo.update(case_id, change)
+            updates.append(time.perf_counter() - started)
+        doc_bytes = len(str(cases_data[ids[0]]))
+        return Result(size, statistics.median(gets) * 1000, statistics.median(updates) * 1000, doc_bytes)
+    finally:
+        await store.close()
+
+
+def naive_baseline(folder: Path, size: int, ops: int) -> tuple[float, float]:
+    """TinyDB's default: one JSON file, parsed and rewritten whole on every operation."""
+    from tinydb import Query, TinyDB
+
+    cases_data, _ = build_documents(size)
+    db = TinyDB(folder / "naive.json")
+    db.insert_multiple({"key": k, "data": v} for k, v in cases_data.items())
+    ids, rng = list(cases_data), random.Random(1)
+    started = time.perf_counter()
+    for _ in range(ops):
+        db.get(Query().key == rng.choice(ids))
+    get_ms = (time.perf_counter() - started) / ops * 1000
+    started = time.perf_counter()
+    for _ in range(ops):
+        key = rng.choice(ids)
+        row = db.get(Query().key == key)
+        db.update({"data": row["data"]}, Query().key == key)   # type: ignore[index]
+    update_ms = (time.perf_counter() - started) / ops * 1000
+    db.close()
+    return get_ms, update_ms
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench storage")
+    parser.add_argument("--quick", action="store_true", help="1k and 10k cases, fewer operations")
+    parser.add_argument("--sizes", default="", help="comma-separated case counts (default 1000,10000,50000)")
+    parser.add_argument("--ops", type=int, default=0, help="operations timed per size and kind")
+    parser.add_argument("--no-naive", action="store_true", help="skip TinyDB's default storage for scale")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()] or ([1000, 10000] if args.quick else [1000, 10000, 50000])
+    ops = args.ops or (100 if args.quick else 300)
+    root = Path(tempfile.mkdtemp(prefix="storage-bench-", dir=None))
+    results: list[Result] = []
+    try:
+        for size in sizes:
+            folder = root / f"s{size}"
+            started = time.perf_counter()
+            result = asyncio.run(measure(folder, size, ops))
+            results.append(result)
+            print(f"{size:>7,} cases: get {result.get_ms:6.2f} ms/op, update {result.update_ms:6.2f} ms/op "
+                  f"(median of {ops}; case document ~{result.doc_bytes / 1024:.1f} KiB; "
+                  f"run {time.perf_counter() - started:.0f} s)", flush=True)
+            shutil.rmtree(folder, ignore_errors=True)
+        if not args.no_naive:
+            get_ms, update_ms = naive_baseline(root, sizes[0], 5)
+            print(f"for scale, TinyDB default single-file storage at {sizes[0]:,} cases: "
+                  f"get {get_ms:.1f} ms/op, update {update_ms:.1f} ms/op")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    base, last = results[0], results[-1]
+    get_ratio, update_ratio = last.get_ms / base.get_ms, last.update_ms / base.update_ms
+    print(f"ratio {last.size:,}/{base.size:,}: get {get_ratio:.2f}x, update {update_ratio:.2f}x "
+          f"(target <= {RATIO_TARGET:.0f}x); update at {last.size:,}: {last.update_ms:.2f} ms "
+          f"(target < {UPDATE_TARGET_MS:.0f} ms)")
+    ok = get_ratio <= RATIO_TARGET and update_ratio <= RATIO_TARGET and last.update_ms < UPDATE_TARGET_MS
+    print("targets met" if ok else "TARGETS MISSED")
+    return 0 if ok else 1
