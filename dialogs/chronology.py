@@ -27,7 +27,7 @@ from botbuilder.dialogs import Dialog
 
 from bot.downloads import DownloadRequest, FileBody
 from bot.files import FILES_RECEIVED, FileTooLarge, FileUnavailable, fetch, incoming_files
-from bot.handler import describe_error
+from bot.proactive import NoConversation
 from bot.routing import Router
 from bot.services import Services
 from bot.turn import Turn, card_activity
@@ -64,7 +64,7 @@ from supervision.chronology import (
     chronology_dates,
 )
 from supervision.clock import uk_datetime
-from supervision.duework import DueWork, RunContext
+from supervision.duework import DueWork, PermanentDeliveryFailure, RunContext
 from supervision.errors import DomainError, Forbidden, ValidationFailed
 from supervision.models import Case, CaseState, InviteStatus, Role
 from supervision.ports import DomainEvent
@@ -100,6 +100,19 @@ def _agency(turn: Turn) -> str:
 def _form(turn: Turn) -> dict[str, Any]:
     inputs = dict(turn.action.inputs) if turn.action else {}
     return {k: inputs.get(k, "") for k in ("when", "what", "impact", "kind", "source")}
+
+
+FIELD_LABELS = {"when": "chronology.input_when", "what": "chronology.input_what", "impact": "chronology.input_impact",
+                "kind": "chronology.input_kind", "source": "chronology.input_source"}
+
+
+def field_errors(t: Catalogue, failed: ValidationFailed) -> list[str]:
+    """One line per bad input, naming it by its label on the card."""
+    lines = []
+    for error in failed.errors:
+        label = t(FIELD_LABELS[error.field]) if error.field in FIELD_LABELS else error.field
+        lines.append(t(error.key, **{**error.params, "field": label}))
+    return lines
 
 
 def build_service(services: Services) -> ChronologyService:
@@ -235,7 +248,7 @@ class ChronologyFlow:
             entry = await self.chronologies.add_entry(turn.actor, case_id, agency, values)
         except ValidationFailed as failed:
             await self.show(turn, case_id, agency, values=values,
-                            errors=[describe_error(turn.t, e) for e in failed.errors])
+                            errors=field_errors(turn.t, failed))
             return
         await self.show(turn, case_id, agency, notice=turn.t("chronology.added", when=entry.when.marked()))
 
@@ -248,7 +261,7 @@ class ChronologyFlow:
             entry = await self.chronologies.edit_entry(turn.actor, case_id, agency, entry_id, values)
         except ValidationFailed as failed:
             await self.show(turn, case_id, agency, editing_id=entry_id, values=values,
-                            errors=[describe_error(turn.t, e) for e in failed.errors])
+                            errors=field_errors(turn.t, failed))
             return
         await self.show(turn, case_id, agency, notice=turn.t("chronology.saved", when=entry.when.marked()))
 
@@ -394,14 +407,25 @@ class ChronologyFlow:
             if invitee.agency not in missing or invitee.status == InviteStatus.DECLINED:
                 continue
             user_id = await self.user_id_for(invitee.user_id, invitee.email)
-            if not user_id:
-                continue
-            person_key = f"remind:{work.data['phase']}:{work.data['due']}:{user_id}"
-            if not await self.chronologies.mark_asked(case, person_key):
-                continue              # sent on an earlier attempt
             card = reminder_card(t, case, invitee.agency, dates, on_due_day=work.data["phase"] == "due", late=run.late)
-            if not await self.send_to_user(user_id, card, t("chronology.reminder_title")):
-                await self.chronologies.unmark_asked(case, person_key)
+            # once per person across retries and restarts (the runner's send ledger)
+            await run.once(f"to:{(user_id or invitee.email).lower()}",
+                           self.sender(user_id, card, t("chronology.reminder_title")),
+                           recipient=f"{invitee.name} ({invitee.agency})")
+
+    def sender(self, user_id: str, card: dict[str, Any], summary: str) -> Callable[[], Awaitable[str]]:
+        """A send for the due-work runner: the activity id, or PermanentDeliveryFailure when the
+        person cannot be reached in Teams (reported to the facilitator by the runner)."""
+
+        async def send() -> str:
+            if not user_id or self.services.proactive is None:
+                raise PermanentDeliveryFailure("no Teams identity known for this person")
+            try:
+                return str(await self.services.proactive.send_to_user(user_id, card_activity(card, summary)))
+            except NoConversation:
+                raise PermanentDeliveryFailure("the bot has no conversation with this person") from None
+
+        return send
 
     # --- downloads --------------------------------------------------------------------------------------
     async def _own_agency(self, request: DownloadRequest) -> str:

@@ -25,10 +25,10 @@ from cards.pack import EvaluationSnapshot, pack_card
 from dialogs.chronology import SCHEDULED_STATES, ChronologyFlow, build_service, scheduled_at
 from supervision.catalogue import Catalogue
 from supervision.clock import uk_datetime
-from supervision.duework import DueWork, RunContext
+from supervision.duework import Delivery, DueWork, RunContext
 from supervision.errors import Forbidden
-from supervision.models import Case, InviteStatus
-from supervision.roles import Action, Actor, authorize
+from supervision.models import Case, InviteStatus, Role
+from supervision.roles import Action, Actor, authorize, case_roles
 
 log = logging.getLogger(__name__)
 PACK_KIND = "pack.send"
@@ -45,8 +45,26 @@ class PackFlow:
         self.chronologies = chronology.chronologies
 
     def evaluations(self) -> PreSessionResults | None:
+        """The pre-session results port: one registered under EVALUATION_PORT, else an adapter over
+        the evaluation feature's ``Evaluations.status_of(case)`` (supervision/evaluation.py) when that
+        feature is installed, else None (the pack says the results are not available)."""
         port = self.services.features.get(EVALUATION_PORT)
-        return port if callable(port) else None
+        if callable(port):
+            return port  # type: ignore[no-any-return]
+        evaluations = self.services.features.get("evaluations")
+        status_of = getattr(evaluations, "status_of", None)
+        if status_of is None:
+            return None
+
+        async def snapshot(case: Case) -> EvaluationSnapshot | None:
+            status = await status_of(case)
+            pre = [row.pre for row in status.rows if row.pre is not None]
+            scores = tuple(sorted(int(r.score) for r in pre))
+            return EvaluationSnapshot(answered=len(pre), asked=len(status.rows),
+                                      average=round(sum(scores) / len(scores), 1) if scores else None,
+                                      scores=scores, reasons=tuple(r.why for r in pre if r.why))
+
+        return snapshot
 
     def recipients(self, case: Case) -> list[tuple[str, str]]:
         """(user id, email) of who gets the pack: facilitators, plus attendees if the profile says so."""
@@ -68,7 +86,9 @@ class PackFlow:
         end = case.session.ends_at or case.session.starts_at
         return max(timedelta(hours=1), end + timedelta(days=1) - self.services.clock.now())
 
-    async def card_for(self, case: Case, user_id: str, t: Catalogue) -> dict[str, Any]:
+    async def card_for(self, case: Case, user_id: str, t: Catalogue, *, facilitator: bool) -> dict[str, Any]:
+        """The pack for one person. Attendees see the evaluation figures; only facilitators see the
+        reasons people gave."""
         merged = await self.chronologies.merge_for(case)
         image, document = await self.chronology.merged_links(user_id, case, ttl=self.link_ttl(case))
         port = self.evaluations()
@@ -78,6 +98,8 @@ class PackFlow:
                 snapshot = await port(case)
             except Exception as error:  # the pack still goes without them
                 log.warning("pre-session evaluation results unavailable: %s", type(error).__name__)
+            if snapshot is not None and not facilitator:
+                snapshot = EvaluationSnapshot(snapshot.answered, snapshot.asked, snapshot.average, snapshot.scores)
         return pack_card(t, case, self.services.profile(case.profile_id), merged, image_url=image,
                          docx_url=document, evaluation=snapshot, evaluation_available=port is not None)
 
@@ -106,23 +128,20 @@ class PackFlow:
         if case.session.starts_at.isoformat() != work.data.get("starts_at"):
             return                # rescheduled: the new time has its own key
         t = Catalogue.for_language(self.services.config.language)
+        facilitators = {await self.chronology.user_id_for(f.user_id, f.email) for f in case.facilitators}
         for user_id, email in self.recipients(case):
             user_id = await self.chronology.user_id_for(user_id, email)
-            if not user_id:
-                continue
-            person_key = f"pack:{work.data['starts_at']}:{user_id}"
-            if not await self.chronologies.mark_asked(case, person_key):
-                continue          # sent on an earlier attempt
-            card = await self.card_for(case, user_id, t)
-            if run.late:
+            card = await self.card_for(case, user_id, t, facilitator=user_id in facilitators) if user_id else {}
+            if run.late and card:
                 card["body"].insert(1, {"type": "TextBlock", "text": t("pack.sent_late"), "wrap": True,
                                         "isSubtle": True})
-            if await self.chronology.send_to_user(user_id, card, t("pack.title", reference=case.reference)):
+            outcome = await run.once(f"to:{(user_id or email).lower()}",
+                                     self.chronology.sender(user_id, card, t("pack.title", reference=case.reference)),
+                                     recipient=email or user_id)
+            if outcome.status is Delivery.SENT:
                 await self.services.audit.record(actor=user_id, action="chronology.pack", case_id=case.id,
                                                  what="session pack with the merged chronology",
                                                  why="session pack before the session")
-            else:
-                await self.chronologies.unmark_asked(case, person_key)
 
     # --- on demand -----------------------------------------------------------------------------------
     async def show(self, turn: Turn) -> None:
@@ -131,7 +150,8 @@ class PackFlow:
         await self._authorize(turn.actor, case)
         await self.services.audit.record(actor=turn.actor.audit_name, action="chronology.pack", case_id=case.id,
                                          what="session pack with the merged chronology", why="asked to see it")
-        await turn.send_card(await self.card_for(case, turn.actor.user_id, turn.t),
+        facilitator = Role.FACILITATOR in case_roles(turn.actor, case)
+        await turn.send_card(await self.card_for(case, turn.actor.user_id, turn.t, facilitator=facilitator),
                              turn.t("pack.title", reference=case.reference))
 
     async def _authorize(self, actor: Actor, case: Case) -> None:

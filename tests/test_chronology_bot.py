@@ -1,0 +1,379 @@
+"""Chronologies through the real bot over HTTP (loopback connector): the ask when a session is
+scheduled, the editor card (add with bad input, edit, remove, submit), uploads of CSV and Excel files
+sent in chat, reminders and the session pack through the due-work runner, the merged view and its
+signed picture and document links."""
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import docx
+import pytest
+from aiohttp import web
+
+from bot.app import create_app
+from bot.files import FILE_DOWNLOAD_INFO
+from cards.pack import EvaluationSnapshot
+from dialogs.pack import EVALUATION_PORT
+from supervision.catalogue import Catalogue
+from supervision.models import InviteStatus
+from supervision.ports import DomainEvent
+from tests.support.connector import FakeConnector, Sent
+from tests.support.harness import BotHarness, User
+from tests.test_chronology import ROWS, _csv, _xlsx, scheduled_case
+
+T = Catalogue("en")
+UTC = timezone.utc
+CASE = "case-chron-1"
+SCHOOL = User("user-school", "Sam School", email="sam@example.com")
+POLICE = User("user-police", "Pat Police", email="pat@example.com")
+HV = User("user-hv", "Hana Health", email="hana@example.com")
+FAC = User("user-fac", "Fay Facilitator", email="fay@example.com")
+STRANGER = User("user-stranger", "Norah Nobody", email="norah@example.com")
+
+
+def cards_in(sent: list[Sent]) -> list[dict[str, Any]]:
+    return [c for s in sent for c in s.cards]
+
+
+def texts(node: Any) -> str:
+    """Every string in a card, joined (to look for what a person would read)."""
+    if isinstance(node, dict):
+        return " ".join(texts(v) for k, v in node.items() if k != "data")
+    if isinstance(node, list):
+        return " ".join(texts(v) for v in node)
+    return node if isinstance(node, str) else ""
+
+
+def inputs_of(card: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if str(node.get("type", "")).startswith("Input."):
+                found[node["id"]] = node.get("value")
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(card)
+    return found
+
+
+def actions_of(card: dict[str, Any]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if str(node.get("type", "")).startswith("Action."):
+                found.append(node)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(card)
+    return found
+
+
+def chronology_cards(sent: list[Sent], agency: str) -> list[dict[str, Any]]:
+    return [c for c in cards_in(sent) if T("chronology.title", agency=agency) in texts(c)]
+
+
+@pytest.fixture
+async def bot(harness: BotHarness) -> BotHarness:
+    await harness.parts.services.cases.create(scheduled_case())
+    return harness
+
+
+async def press(h: BotHarness, user: User, verb: str, **data: Any) -> list[Sent]:
+    return await h.submit(user, {"verb": verb, "case_id": CASE, **data})
+
+
+# --- asking -----------------------------------------------------------------------------------------
+
+async def test_each_invited_agency_is_asked_once_when_the_session_is_scheduled(bot: BotHarness, clock, validate_card):
+    services = bot.parts.services
+    await services.cases.update(CASE, lambda c: setattr(c.request.invitees[2], "status", InviteStatus.DECLINED))
+    for user in (SCHOOL, POLICE, HV):
+        await bot.say(user, "help")                # each has a personal chat with the bot
+    before = len(bot.connector.sent)
+    await services.events.publish(DomainEvent("session.scheduled", CASE, clock.now(), {}))
+    asks = [c for c in cards_in(bot.connector.sent[before:]) if T("chronology.ask_title") in texts(c)]
+    assert len(asks) == 2                          # School and Police; Health visiting declined
+    for ask in asks:
+        validate_card(ask)
+        assert T("chronology.ask_title") in texts(ask)
+        assert "Tue 13 Jan 2026" in texts(ask)    # due 5 working days before the session
+        urls = [a["url"] for a in actions_of(ask) if a["type"] == "Action.OpenUrl"]
+        assert len(urls) == 2 and all("/downloads/" in u for u in urls)
+    asked = sorted(s.conversation_id for s in bot.connector.sent[before:]
+                   for c in s.cards if T("chronology.ask_title") in texts(c))
+    assert asked == ["personal-user-police", "personal-user-school"]
+    assert sorted(texts(a).count("**School**") + texts(a).count("**Police**") for a in asks) == [1, 1]
+    again = len(bot.connector.sent)
+    await services.events.publish(DomainEvent("session.scheduled", CASE, clock.now(), {}))
+    assert not [c for c in cards_in(bot.connector.sent[again:]) if T("chronology.ask_title") in texts(c)]
+
+
+# --- the editor ---------------------------------------------------------------------------------------
+
+async def test_writing_a_chronology_in_cards(bot: BotHarness, validate_card):
+    card = chronology_cards(await press(bot, SCHOOL, "chronology.open", agency="School"), "School")[-1]
+    validate_card(card)
+    assert T("chronology.no_entries") in texts(card)
+
+    # bad input: every problem named by its label, and what was typed is kept
+    sent = await press(bot, SCHOOL, "chronology.add", agency="School", when="someday", what="", impact="Tired",
+                       kind="", source="")
+    card = chronology_cards(sent, "School")[-1]
+    validate_card(card)
+    shown = texts(card)
+    assert 'Date: "someday" is not a date I recognise' in shown
+    assert "What happened: say what happened." in shown
+    assert "Strength, worry or neutral: choose strength, worry or neutral." in shown
+    assert inputs_of(card)["when"] == "someday" and inputs_of(card)["impact"] == "Tired"
+
+    sent = await press(bot, SCHOOL, "chronology.add", agency="School", when="14/03/2025",
+                       what="Attendance fell to 70%", impact="Missing learning", kind="worry", source="")
+    await press(bot, SCHOOL, "chronology.add", agency="School", when="about spring 2025",
+                what="Warm relationship with TA", impact="", kind="strength", source="")
+    service = bot.parts.services.features["chronology"]
+    _, chronology = await service.open(bot.parts.services.actor("user-school"), CASE, "School")
+    first = next(e for e in chronology.entries if e.what.startswith("Attendance"))
+
+    card = chronology_cards(await press(bot, SCHOOL, "chronology.edit", agency="School", item_id=first.id),
+                            "School")[-1]
+    validate_card(card)
+    assert inputs_of(card)["when"] == "14 Mar 2025" and inputs_of(card)["kind"] == "worry"
+    card = chronology_cards(await press(bot, SCHOOL, "chronology.save", agency="School", item_id=first.id,
+                                        when="15/03/2025", what="Attendance fell to 68%", impact="", kind="worry",
+                                        source=""), "School")[-1]
+    assert "Attendance fell to 68%" in texts(card) and "15 Mar 2025" in texts(card)
+    assert "≈ about spring 2025" in texts(card)
+
+    await press(bot, SCHOOL, "chronology.remove", agency="School", item_id=first.id)
+    card = chronology_cards(await press(bot, SCHOOL, "chronology.submit", agency="School"), "School")[-1]
+    validate_card(card)
+    assert T("chronology.status_submitted", count=1) in texts(card)
+    assert [a["data"]["verb"] for a in actions_of(card)] == ["chronology.reopen"]   # no more editing
+
+    audit = [(e["actor"], e["action"]) for e in await bot.parts.services.audit.entries(CASE)]
+    for action in ("chronology.add", "chronology.edit", "chronology.remove", "chronology.submit",
+                   "chronology.view_own"):
+        assert ("user-school", action) in audit
+
+
+async def test_someone_outside_the_case_is_refused(bot: BotHarness):
+    sent = await press(bot, STRANGER, "chronology.open", agency="School")
+    assert not cards_in(sent) and "can't do that" in sent[-1].text
+    sent = await press(bot, POLICE, "chronology.add", agency="School", when="2025", what="x", kind="worry")
+    assert "only write the chronology of your own agency" in sent[-1].text
+
+
+# --- uploads --------------------------------------------------------------------------------------------
+
+@pytest.fixture
+async def file_server() -> AsyncIterator[tuple[dict[str, bytes], str]]:
+    """Plays OneDrive's pre-authorised download URLs on loopback."""
+    files: dict[str, bytes] = {}
+
+    async def serve(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in files:
+            return web.Response(status=404)
+        return web.Response(body=files[name])
+
+    app = web.Application()
+    app.router.add_get("/files/{name}", serve)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield files, f"http://127.0.0.1:{port}/files/"
+    await runner.cleanup()
+
+
+async def send_file(h: BotHarness, user: User, url: str, name: str) -> list[Sent]:
+    before = len(h.connector.sent)
+    attachment = {"contentType": FILE_DOWNLOAD_INFO, "name": name, "contentUrl": url,
+                  "content": {"downloadUrl": url, "uniqueId": "file-1", "fileType": name.rsplit(".", 1)[-1]}}
+    status, _ = await h.post(h.activity(user, attachments=[attachment]))
+    assert status == 200
+    return h.connector.sent[before:]
+
+
+@pytest.mark.parametrize(("user", "agency", "name"), [(SCHOOL, "School", "chronology.csv"),
+                                                     (POLICE, "Police", "chronology.xlsx")])
+async def test_an_uploaded_file_keeps_valid_rows_and_reports_bad_ones(bot: BotHarness, file_server, validate_card,
+                                                                      user, agency, name):
+    files, base = file_server
+    files[name] = _csv(ROWS) if name.endswith(".csv") else _xlsx(ROWS)
+    prompt = cards_in(await press(bot, user, "chronology.upload", agency=agency))
+    assert prompt and T("chronology.upload_title", agency=agency) in texts(prompt[-1])
+    validate_card(prompt[-1])
+
+    card = chronology_cards(await send_file(bot, user, base + name, name), agency)[-1]
+    validate_card(card)
+    shown = texts(card)
+    assert f"Added 2 entries from {name}." in shown
+    assert 'Row 4, column "Date": Date: "someday" is not a date I recognise' in shown
+    assert 'Row 5, column "What happened"' in shown and 'Row 5, column "Strength, worry or neutral"' in shown
+    assert "Attendance fell to 70%" in shown and "Good TA relationship" in shown
+
+    # the upload is used up: a second file without pressing Upload is not taken
+    sent = await send_file(bot, user, base + name, name)
+    assert T("chronology.upload_unexpected").split(".")[0] in sent[-1].text
+
+
+async def test_a_file_that_cannot_be_fetched_or_read_is_explained(bot: BotHarness, file_server):
+    files, base = file_server
+    await press(bot, SCHOOL, "chronology.upload", agency="School")
+    sent = await send_file(bot, SCHOOL, base + "missing.csv", "missing.csv")
+    assert "couldn't download missing.csv" in sent[-1].text
+    files["notes.pdf"] = b"%PDF-1.4"
+    sent = await send_file(bot, SCHOOL, base + "notes.pdf", "notes.pdf")
+    assert "notes.pdf isn't a CSV or Excel" in sent[-1].text
+
+
+# --- reminders and the pack (due work) ------------------------------------------------------------------------
+
+async def _submit_school(h: BotHarness) -> None:
+    await press(h, SCHOOL, "chronology.add", agency="School", when="14/03/2025", what="Attendance fell",
+                impact="", kind="worry", source="")
+    await press(h, SCHOOL, "chronology.submit", agency="School")
+
+
+def _reminded(sent: list[Sent]) -> list[str]:
+    return sorted(s.conversation_id for s in sent for c in s.cards if T("chronology.reminder_title") in texts(c))
+
+
+async def test_agencies_that_have_not_submitted_are_reminded_before_and_on_the_due_date(bot: BotHarness, clock):
+    services = bot.parts.services
+    for user in (SCHOOL, POLICE, HV, FAC):
+        await bot.say(user, "help")               # each has a personal chat with the bot
+    await _submit_school(bot)
+    before = len(bot.connector.sent)
+    await services.due_work.run_due(datetime(2026, 1, 9, 8, 59, tzinfo=UTC))   # Fri 9 Jan, before 09:00
+    assert _reminded(bot.connector.sent[before:]) == []
+    await services.due_work.run_due(datetime(2026, 1, 9, 9, 0, tzinfo=UTC))
+    first = bot.connector.sent[before:]
+    assert _reminded(first) == ["personal-user-hv", "personal-user-police"]
+    assert T("chronology.reminder_soon", agency="Police", due="Tue 13 Jan 2026") in texts(cards_in(first))
+    again = len(bot.connector.sent)
+    await services.due_work.run_due(datetime(2026, 1, 9, 15, 0, tzinfo=UTC))
+    assert _reminded(bot.connector.sent[again:]) == []              # never twice
+
+    await press(bot, POLICE, "chronology.add", agency="Police", when="June 2025", what="Call-out",
+                impact="", kind="worry", source="")
+    await press(bot, POLICE, "chronology.submit", agency="Police")
+    on_the_day = len(bot.connector.sent)
+    await services.due_work.run_due(datetime(2026, 1, 13, 9, 0, tzinfo=UTC))
+    sent = bot.connector.sent[on_the_day:]
+    assert _reminded(sent) == ["personal-user-hv"]
+    assert "is due today" in texts(cards_in(sent))
+
+
+async def test_the_session_pack_goes_to_the_facilitators_with_picture_document_evaluation_and_agenda(
+        bot: BotHarness, clock, validate_card):
+    services = bot.parts.services
+
+    async def snapshot(case):
+        return EvaluationSnapshot(answered=2, asked=4, average=3.5, scores=(3, 4), reasons=("Plans are unclear",))
+
+    services.features[EVALUATION_PORT] = snapshot
+    for user in (SCHOOL, FAC):
+        await bot.say(user, "help")
+    await _submit_school(bot)
+    before = len(bot.connector.sent)
+    await services.due_work.run_due(datetime(2026, 1, 16, 8, 0, tzinfo=UTC))
+    assert not [c for c in cards_in(bot.connector.sent[before:]) if "Session pack" in texts(c)]
+    await services.due_work.run_due(datetime(2026, 1, 16, 9, 0, tzinfo=UTC))   # 2 working days before
+    packs = [(s, c) for s in bot.connector.sent[before:] for c in s.cards
+             if T("pack.title", reference=scheduled_case().reference) in texts(c)]
+    assert [s.conversation_id for s, _ in packs] == ["personal-user-fac"]       # attendees: not in Bolton
+    pack = packs[0][1]
+    validate_card(pack)
+    shown = texts(pack)
+    for expected in ("Drift: attendance falling", "Zebedee says he likes his teaching assistant",
+                     "Mum wants help with housing", "Agencies included", "School", "Health visiting, Police",
+                     "2 of 4", "3.5 / 5", "Plans are unclear",
+                     T("pack.agenda_heading", model=services.profile("bolton").model.name)):
+        assert expected in shown, expected
+    for section in services.profile("bolton").model.sections:
+        assert section.title in shown and all(q in shown for q in section.questions)
+
+    image = next(b for b in pack["body"] if b.get("type") == "Image")
+    document = next(a["url"] for a in actions_of(pack) if a["title"] == T("chronology.button_document"))
+    assert bot.client is not None
+    picture = await bot.client.get(urlparse(image["url"]).path)
+    assert picture.status == 200 and (await picture.read()).startswith(b"\x89PNG")
+    got = await bot.client.get(urlparse(document).path)
+    assert got.status == 200
+    read = docx.Document(io.BytesIO(await got.read()))
+    assert "Attendance fell" in [c.text for r in read.tables[0].rows for c in r.cells]
+    audit = [(e["actor"], e["action"], e["allowed"]) for e in await services.audit.entries(CASE)]
+    assert ("user-fac", "chronology.pack", True) in audit
+    assert audit.count(("user-fac", "download", True)) == 2
+    assert ("user-fac", "chronology.view", True) in audit
+
+    again = len(bot.connector.sent)
+    await services.due_work.run_due(datetime(2026, 1, 16, 12, 0, tzinfo=UTC))
+    assert not any("Session pack" in texts(c) for c in cards_in(bot.connector.sent[again:]))
+
+
+async def test_the_pack_goes_to_attendees_too_when_the_profile_says_so(make_config, clock, store, tmp_path: Path):
+    profile = tmp_path / "share.toml"
+    profile.write_text('extends = "bolton"\nid = "bolton_share"\n[record]\nshare_pack_with_attendees = true\n')
+    app = create_app(make_config(PROFILE_FILES=str(profile)), clock=clock, store=store, start_background=False)
+    h = await BotHarness(app=app, connector=FakeConnector()).start()
+    try:
+        case = scheduled_case(profile_id="bolton_share")
+        case.request.invitees[2].status = InviteStatus.DECLINED
+        await h.parts.services.cases.create(case)
+        for user in (SCHOOL, POLICE, HV, FAC):
+            await h.say(user, "help")
+        before = len(h.connector.sent)
+        await h.parts.services.due_work.run_due(datetime(2026, 1, 16, 9, 0, tzinfo=UTC))
+        got = sorted(s.conversation_id for s in h.connector.sent[before:] for c in s.cards
+                     if T("pack.title", reference=case.reference) in texts(c))
+        assert got == ["personal-user-fac", "personal-user-police", "personal-user-school"]
+    finally:
+        await h.stop()
+
+
+# --- the merged view ----------------------------------------------------------------------------------------
+
+async def test_a_facilitator_sees_the_merged_chronology_and_a_stranger_does_not(bot: BotHarness, validate_card):
+    await _submit_school(bot)
+    sent = await bot.say(FAC, "chronology")
+    merged = [c for c in cards_in(sent) if T("chronology.merged_title", reference=scheduled_case().reference) in texts(c)]
+    assert len(merged) == 1
+    validate_card(merged[0])
+    assert "Health visiting, Police" in texts(merged[0])            # not yet submitted
+    assert any(a["data"]["verb"] == "pack.show" for a in actions_of(merged[0]) if a["type"] == "Action.Submit")
+    image = next(b for b in merged[0]["body"] if b.get("type") == "Image")
+    assert re.search(r"3 agency lanes, 1 entries", image["altText"])
+    sent = await bot.submit(STRANGER, {"verb": "chronology.view", "case_id": CASE})
+    assert not cards_in(sent) and "can't do that" in sent[-1].text
+    sent = await bot.submit(STRANGER, {"verb": "pack.show", "case_id": CASE})
+    assert not cards_in(sent)
+    refused = [e for e in await bot.parts.services.audit.entries(CASE) if not e["allowed"]]
+    assert {e["actor"] for e in refused} == {"user-stranger"}
+
+
+async def test_an_invitee_lists_their_chronologies(bot: BotHarness, validate_card):
+    sent = await bot.say(POLICE, "chronology")
+    card = cards_in(sent)[0]
+    validate_card(card)
+    assert scheduled_case().reference in texts(card) and "Police" in texts(card)
+    assert "Draft, 0 entries, due 13 Jan 2026" in texts(card)
