@@ -22,6 +22,8 @@ from botframework.connector.auth import (
 from bot.adapter import SupervisionAdapter
 from bot.config import Config
 from bot.credentials import SharedCredentialsFactory
+from bot.downloads import ROUTE as DOWNLOAD_ROUTE
+from bot.downloads import Downloads, people_actor_lookup, public_base_url
 from bot.events import EventDispatcher
 from bot.features import Register, register_all
 from bot.handler import SupervisionBot
@@ -109,6 +111,8 @@ def create_app(config: Config, *, clock: Clock | None = None, store: DocumentSto
     services.proactive = Proactive(adapter, store, config.app_id, config.tenant_id)
     services.people = People(store)
     services.due_work = DueWorkRunner(services.cases, store, clock)
+    services.downloads = Downloads(store, services.audit, clock, people_actor_lookup(services),
+                                   public_base_url(config), config.download_signing_key)
     router = Router()
     dialogs = register_all(router, services, features)
     state_storage = make_bot_state_storage(config, store)
@@ -127,6 +131,7 @@ def create_app(config: Config, *, clock: Clock | None = None, store: DocumentSto
 
     app.router.add_post("/api/messages", messages)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get(DOWNLOAD_ROUTE, services.downloads.handle)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         background: list[Any] = []

@@ -33,8 +33,11 @@ def core_feature(router: Router, services: Services) -> list[Dialog]:
 
 from dialogs import request as request_feature  # noqa: E402
 from dialogs import sessions as sessions_feature  # noqa: E402
+from dialogs import chronology as chronology_feature  # noqa: E402
+from dialogs import pack as pack_feature  # noqa: E402
 
-FEATURES: list[Register] = [core_feature, request_feature.register, sessions_feature.register]
+FEATURES: list[Register] = [core_feature, request_feature.register, sessions_feature.register,
+                            chronology_feature.register, pack_feature.register]
 
 from dialogs import record as record_feature  # noqa: E402
 from dialogs import action_items as action_items_feature  # noqa: E402
