@@ -33,7 +33,7 @@ from bot.routing import Router
 from bot.services import Services
 from supervision.clock import Clock, SystemClock
 from supervision.duework import DueWorkRunner
-from supervision.ports import DocumentStore
+from supervision.ports import DocumentStore, LeaderElection
 from supervision.repository import AuditLog, CaseRepository
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,16 @@ def make_bot_state_storage(config: Config, store: DocumentStore) -> Storage:
     return DocumentBotStorage(store)  # type: ignore[no-any-return]
 
 
+def make_leader(store: DocumentStore) -> LeaderElection:
+    """Who runs the scheduler: a blob lease across instances, or this process alone (TinyDB, memory)."""
+    election = getattr(store, "leader_election", None)
+    if election is not None:
+        return election()  # type: ignore[no-any-return]
+    from storage.leader import LocalLeaderElection
+
+    return LocalLeaderElection()
+
+
 def create_app(config: Config, *, clock: Clock | None = None, store: DocumentStore | None = None,
                auth: BotFrameworkAuthentication | None = None, openid_metadata_url: str | None = None,
                credentials_factory: ServiceClientCredentialsFactory | None = None,
@@ -111,6 +121,7 @@ def create_app(config: Config, *, clock: Clock | None = None, store: DocumentSto
     services.proactive = Proactive(adapter, store, config.app_id, config.tenant_id)
     services.people = People(store)
     services.due_work = DueWorkRunner(services.cases, store, clock)
+    services.leader = make_leader(store)
     services.downloads = Downloads(store, services.audit, clock, people_actor_lookup(services),
                                    public_base_url(config), config.download_signing_key)
     router = Router()

@@ -29,6 +29,7 @@ class Services:
     proactive: Any = None               # bot.proactive.Proactive, set once the adapter exists
     people: Any = None                  # bot.people.People
     due_work: Any = None                # supervision.duework.DueWorkRunner
+    leader: Any = None                  # supervision.ports.LeaderElection: who runs the scheduler
     downloads: Any = None               # bot.downloads.Downloads: signed links served at /downloads/{token}
     features: dict[str, Any] = field(default_factory=dict)   # use-case objects by feature name
 
