@@ -15,7 +15,16 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="serve /api/messages and /healthz (the default)")
     sub.add_parser("check-config", help="validate the configuration and profiles, then exit")
+    run_due = sub.add_parser("run-due", help="run the scheduled work that is due, once (cron, Azure timer)")
+    run_due.add_argument("--now", help="the time to run as, ISO-8601 with a zone (default: now)")
+    run_due.add_argument("--rebuild", action="store_true", help="rebuild the due index from every case first")
+    package = sub.add_parser("package", help="build the Teams app package (build/appPackage.zip)")
+    package.add_argument("--out", help="where to write the zip (default: build/appPackage.zip)")
     args, rest = parser.parse_known_args(argv)
+    if args.command == "package":  # needs only the app id, not a runnable configuration
+        from bot.package import main as package_main
+
+        return package_main(args.out)
 
     try:
         config = load_config()
@@ -28,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration ok: profile {config.default_profile}, storage {config.storage_backend}, "
               f"auth {'anonymous' if config.anonymous else config.app_type}")
         return 0
+    if args.command == "run-due":
+        from bot.scheduler import run_due_command
+
+        return run_due_command(config, args.now, args.rebuild)
     if args.command in (None, "serve"):
         from bot.app import create_app
 

@@ -30,6 +30,7 @@ from bot.handler import SupervisionBot
 from bot.people import People
 from bot.proactive import Proactive
 from bot.routing import Router
+from bot.scheduler import install_scheduler
 from bot.services import Services
 from supervision.clock import Clock, SystemClock
 from supervision.duework import DueWorkRunner
@@ -122,6 +123,7 @@ def create_app(config: Config, *, clock: Clock | None = None, store: DocumentSto
     services.people = People(store)
     services.due_work = DueWorkRunner(services.cases, store, clock)
     services.leader = make_leader(store)
+    install_scheduler(services)
     services.downloads = Downloads(store, services.audit, clock, people_actor_lookup(services),
                                    public_base_url(config), config.download_signing_key)
     router = Router()

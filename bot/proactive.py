@@ -1,9 +1,30 @@
 """Proactive messages: conversation references stored per user and per channel; 1:1 chats created
-with the tenant id for users who have not talked to the bot yet."""
+with the tenant id for users who have not talked to the bot yet; every outgoing request paced to
+Teams' rate limits and retried when Teams says so.
+
+Teams limits (learn.microsoft.com/microsoftteams/platform/bots/how-to/rate-limit): per bot per
+thread (one chat or channel conversation) 7 requests a second, 8 in 2 s, 60 in 30 s and 1,800 in an
+hour; per app per tenant 50 requests a second. ``Pacer`` keeps a sliding window per conversation and
+one for the bot, and holds a request back until every window has room (FIFO within a conversation).
+429 (with Retry-After), 412 and 5xx are retried with the server's Retry-After or exponential backoff
+with jitter; 403 (the bot is not installed for that user, or blocked) and 404 (conversation not
+found) are permanent: ``Undeliverable`` is raised and the caller reports it (the due-work runner
+tells the case's facilitator) instead of retrying for ever.
+
+botbuilder 4.17.1 swallows exceptions raised inside a proactive callback (``run_pipeline`` hands
+them to ``on_turn_error``), so each callback here catches and hands its error back to the caller.
+"""
 from __future__ import annotations
 
+import asyncio
+import email.utils
 import logging
-from typing import TYPE_CHECKING, Any
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from botbuilder.core import TurnContext
 from botbuilder.schema import (
@@ -14,6 +35,7 @@ from botbuilder.schema import (
     ConversationReference,
 )
 
+from supervision.duework import PermanentDeliveryFailure
 from supervision.ports import DocumentStore
 
 if TYPE_CHECKING:
@@ -21,15 +43,195 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 REFS = "conversation_refs"
+T = TypeVar("T")
+
+RETRY_STATUSES = frozenset({412, 429, 500, 502, 503, 504})
+PERMANENT_STATUSES = frozenset({403, 404})
 
 
 class NoConversation(LookupError):
     """We have no way to reach that user or channel."""
 
 
+class Undeliverable(PermanentDeliveryFailure):
+    """Teams answered 403/404 (or we cannot address the user at all): do not retry."""
+
+
+class DeliveryFailed(RuntimeError):
+    """Transient failures (429/412/5xx, connection errors) went on past the retry budget."""
+
+    def __init__(self, status: int, attempts: int) -> None:
+        super().__init__(f"gave up after {attempts} attempts (last status {status})")
+        self.status, self.attempts = status, attempts
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """(requests, seconds) windows. Defaults are Teams' documented per-bot limits."""
+
+    per_conversation: tuple[tuple[int, float], ...] = ((7, 1.0), (8, 2.0), (60, 30.0), (1800, 3600.0))
+    per_bot: tuple[tuple[int, float], ...] = ((50, 1.0),)
+    margin: float = 0.02          # seconds added to each window: the server counts on arrival
+    max_attempts: int = 6
+    base_backoff: float = 0.5
+    max_backoff: float = 30.0
+
+
+class _Window:
+    def __init__(self, limits: tuple[tuple[int, float], ...], margin: float) -> None:
+        self.limits = [(count, seconds + margin) for count, seconds in limits]
+        keep = max((count for count, _ in limits), default=0)
+        self.longest = max((seconds for _, seconds in self.limits), default=0.0)
+        self.times: deque[float] = deque(maxlen=keep or None)
+        self.paused_until = 0.0
+
+    def wait(self, now: float) -> float:
+        """Seconds until one more request fits every window (0: now)."""
+        while self.times and self.times[0] <= now - self.longest:
+            self.times.popleft()
+        wait = max(0.0, self.paused_until - now)
+        for count, seconds in self.limits:
+            if len(self.times) >= count:
+                wait = max(wait, self.times[-count] + seconds - now)
+        return wait
+
+    def take(self, now: float) -> None:
+        self.times.append(now)
+
+
+@dataclass
+class PacerStats:
+    sent: int = 0
+    retried: int = 0
+    throttled: int = 0              # 429s received
+    waited_seconds: float = 0.0
+
+
+class Pacer:
+    """Holds each request until the conversation's and the bot's windows have room; retries."""
+
+    def __init__(self, limits: RateLimits | None = None, *, monotonic: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
+        self.limits = limits or RateLimits()
+        self._now, self._sleep = monotonic, sleep
+        self._bot = _Window(self.limits.per_bot, self.limits.margin)
+        self._bot_lock = asyncio.Lock()
+        self._conversations: dict[str, _Window] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: dict[str, int] = {}
+        self.stats = PacerStats()
+
+    def _window(self, conversation: str) -> _Window:
+        if conversation not in self._conversations:
+            self._conversations[conversation] = _Window(self.limits.per_conversation, self.limits.margin)
+        return self._conversations[conversation]
+
+    async def _slot(self, conversation: str) -> None:
+        window = self._window(conversation)
+        while (wait := window.wait(self._now())) > 0:
+            self.stats.waited_seconds += wait
+            await self._sleep(wait)
+        async with self._bot_lock:
+            while (wait := max(self._bot.wait(self._now()), window.wait(self._now()))) > 0:
+                self.stats.waited_seconds += wait
+                await self._sleep(wait)
+            now = self._now()
+            self._bot.take(now)
+            window.take(now)
+
+    async def run(self, conversation: str, request: Callable[[], Awaitable[T]]) -> T:
+        """Run ``request`` paced for ``conversation``; retry what Teams asks us to retry."""
+        lock = self._locks.setdefault(conversation, asyncio.Lock())
+        self._users[conversation] = self._users.get(conversation, 0) + 1
+        try:
+            async with lock:                # FIFO per conversation: messages keep their order
+                attempt = 0
+                while True:
+                    attempt += 1
+                    await self._slot(conversation)
+                    try:
+                        result = await request()
+                        self.stats.sent += 1
+                        return result
+                    except Exception as error:
+                        status = status_of(error)
+                        if status in PERMANENT_STATUSES:
+                            raise Undeliverable(_reason(status), status) from None
+                        if not _transient(error, status):
+                            raise
+                        if attempt >= self.limits.max_attempts:
+                            raise DeliveryFailed(status or 0, attempt) from None
+                        delay = retry_after_of(error)
+                        if status == 429:
+                            self.stats.throttled += 1
+                        if delay is None:
+                            backoff = self.limits.base_backoff * 2 ** (attempt - 1)
+                            delay = min(self.limits.max_backoff, backoff) * (0.5 + random.random() / 2)
+                        self.stats.retried += 1
+                        self._window(conversation).paused_until = self._now() + delay
+                        log.info("teams answered %s; retrying in %.2fs (attempt %d)", status, delay, attempt)
+        finally:
+            self._users[conversation] -= 1
+            if not self._users[conversation] and not lock.locked():
+                # forget idle conversations whose windows have emptied (bounded memory)
+                window = self._conversations.get(conversation)
+                if window is not None and window.wait(self._now()) == 0 and not window.times:
+                    # nothing sent within the longest window: its history no longer matters
+                    self._conversations.pop(conversation, None)
+                self._locks.pop(conversation, None)
+                self._users.pop(conversation, None)
+
+
+def status_of(error: BaseException) -> int | None:
+    """The HTTP status of a Bot Connector error (msrest HttpOperationError and friends)."""
+    response = getattr(error, "response", None)
+    status = getattr(response, "status_code", None) or getattr(response, "status", None)
+    return int(status) if isinstance(status, int) else None
+
+
+def retry_after_of(error: BaseException) -> float | None:
+    response = getattr(error, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    value = headers.get("Retry-After") if hasattr(headers, "get") else None
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _transient(error: BaseException, status: int | None) -> bool:
+    if status is not None:
+        return status in RETRY_STATUSES
+    from msrest.exceptions import ClientRequestError
+
+    return isinstance(error, (ClientRequestError, ConnectionError, asyncio.TimeoutError))
+
+
+def _reason(status: int) -> str:
+    return {403: "forbidden", 404: "not_found"}.get(status, f"http_{status}")
+
+
+def _quiet_retries(ctx: TurnContext) -> None:
+    """The connector's own (msrest) retries would double ours and ignore Retry-After: turn them off."""
+    for value in ctx.turn_state.values():
+        config = getattr(value, "config", None)
+        policy = getattr(config, "retry_policy", None)
+        if policy is not None and hasattr(policy, "retries"):
+            policy.retries = 0
+
+
 class Proactive:
-    def __init__(self, adapter: "BotAdapter", store: DocumentStore, app_id: str, tenant_id: str = "") -> None:
+    def __init__(self, adapter: "BotAdapter", store: DocumentStore, app_id: str, tenant_id: str = "",
+                 limits: RateLimits | None = None) -> None:
         self.adapter, self.store, self.app_id, self.tenant_id = adapter, store, app_id, tenant_id
+        self.pacer = Pacer(limits)
 
     async def remember(self, activity: Activity) -> None:
         """Keep the reference of the conversation this activity came from (personal chats per user,
@@ -55,22 +257,40 @@ class Proactive:
         stored = await self.store.get(REFS, f"conversation:{conversation_id}")
         return ConversationReference().deserialize(stored.data) if stored else None
 
+    async def _continue(self, reference: ConversationReference, work: Callable[[TurnContext], Awaitable[T]]) -> T:
+        """One paced, retried request in ``reference``'s conversation; errors come back to the caller."""
+        conversation = reference.conversation.id if reference.conversation else ""
+
+        async def request() -> T:
+            outcome: dict[str, Any] = {}
+
+            async def callback(ctx: TurnContext) -> None:
+                _quiet_retries(ctx)
+                try:
+                    outcome["value"] = await work(ctx)
+                except Exception as error:   # botbuilder would swallow it: hand it back
+                    outcome["error"] = error
+
+            await self.adapter.continue_conversation(reference, callback, self.app_id)
+            if "error" in outcome:
+                raise outcome["error"]
+            return outcome.get("value")  # type: ignore[return-value]
+
+        return await self.pacer.run(conversation, request)
+
     async def send(self, reference: ConversationReference, activity: Activity) -> str:
-        sent: dict[str, Any] = {}
-
-        async def callback(ctx: TurnContext) -> None:
+        async def work(ctx: TurnContext) -> str:
             response = await ctx.send_activity(activity)
-            sent["id"] = response.id if response else ""
+            return str(response.id if response and response.id else "")
 
-        await self.adapter.continue_conversation(reference, callback, self.app_id)
-        return str(sent.get("id", ""))
+        return await self._continue(reference, work)
 
     async def update(self, reference: ConversationReference, activity_id: str, activity: Activity) -> None:
-        async def callback(ctx: TurnContext) -> None:
+        async def work(ctx: TurnContext) -> None:
             activity.id = activity_id
             await ctx.update_activity(activity)
 
-        await self.adapter.continue_conversation(reference, callback, self.app_id)
+        await self._continue(reference, work)
 
     async def send_to_user(self, user_id: str, activity: Activity, *, service_url: str = "",
                            tenant_id: str = "") -> str:
@@ -78,6 +298,12 @@ class Proactive:
         if reference is None:
             reference = await self.create_personal(user_id, service_url=service_url, tenant_id=tenant_id)
         return await self.send(reference, activity)
+
+    async def update_for_user(self, user_id: str, activity_id: str, activity: Activity) -> None:
+        reference = await self.reference_for_user(user_id)
+        if reference is None:
+            raise NoConversation(user_id)
+        await self.update(reference, activity_id, activity)
 
     async def send_to_conversation(self, conversation_id: str, activity: Activity, *, service_url: str = "") -> str:
         reference = await self.reference_for_conversation(conversation_id)
@@ -90,22 +316,35 @@ class Proactive:
                 bot=ChannelAccount(id=self.app_id))
         return await self.send(reference, activity)
 
+    async def update_in_conversation(self, conversation_id: str, activity_id: str, activity: Activity) -> None:
+        reference = await self.reference_for_conversation(conversation_id)
+        if reference is None:
+            raise NoConversation(conversation_id)
+        await self.update(reference, activity_id, activity)
+
     async def create_personal(self, user_id: str, *, service_url: str = "", tenant_id: str = "") -> ConversationReference:
-        """Create the 1:1 conversation with the tenant id, and keep its reference."""
+        """Create the 1:1 conversation with the tenant id, and keep its reference. 403 (the bot is not
+        installed for that user) raises ``Undeliverable``."""
         service_url = service_url or await self._any_service_url()
         if not service_url:
-            raise NoConversation(user_id)
-        tenant = tenant_id or self.tenant_id
+            raise Undeliverable("no_service_url")
+        tenant = tenant_id or self.tenant_id or await self._any_tenant()
         parameters = ConversationParameters(
             is_group=False, bot=ChannelAccount(id=self.app_id), members=[ChannelAccount(id=user_id)],
             tenant_id=tenant or None, channel_data={"tenant": {"id": tenant}} if tenant else None)
-        created: dict[str, ConversationReference] = {}
 
-        async def callback(ctx: TurnContext) -> None:
-            created["ref"] = TurnContext.get_conversation_reference(ctx.activity)
+        async def request() -> ConversationReference:
+            created: dict[str, Any] = {}
 
-        await self.adapter.create_conversation(self.app_id, callback, parameters, "msteams", service_url, None)
-        reference = created["ref"]
+            async def callback(ctx: TurnContext) -> None:
+                created["ref"] = TurnContext.get_conversation_reference(ctx.activity)
+
+            await self.adapter.create_conversation(self.app_id, callback, parameters, "msteams", service_url, None)
+            if "ref" not in created:
+                raise DeliveryFailed(0, 1)
+            return created["ref"]  # type: ignore[no-any-return]
+
+        reference = await self.pacer.run("create-conversation", request)
         await self.store.put(REFS, f"user:{user_id.lower()}", reference.serialize())
         return reference
 
@@ -115,3 +354,15 @@ class Proactive:
             if stored and stored.data.get("serviceUrl"):
                 return str(stored.data["serviceUrl"])
         return ""
+
+    async def _any_tenant(self) -> str:
+        for key in await self.store.keys(REFS, "user:"):
+            stored = await self.store.get(REFS, key)
+            tenant = ((stored.data.get("conversation") or {}).get("tenantId") if stored else "") or ""
+            if tenant:
+                return str(tenant)
+        return ""
+
+
+__all__ = ["Proactive", "Pacer", "RateLimits", "Undeliverable", "DeliveryFailed", "NoConversation",
+           "status_of", "retry_after_of"]

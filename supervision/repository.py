@@ -1,6 +1,7 @@
 """Repositories over the DocumentStore port: cases, drafts, indexes and the audit log."""
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -22,6 +23,8 @@ MAX_RETRIES = 20
 class CaseRepository:
     def __init__(self, store: DocumentStore) -> None:
         self.store = store
+        # called with each case after it is written (the due-work index keeps its next due time)
+        self.listeners: list[Callable[[Case], Awaitable[None]]] = []
 
     async def get(self, case_id: str) -> Case | None:
         stored = await self.store.get(CASES, case_id)
@@ -37,6 +40,7 @@ class CaseRepository:
         case.version = 1
         await self.store.put(CASES, case.id, to_data(case), create_only=True)
         await self._index(case)
+        await self._changed(case)
         return case
 
     async def update(self, case_id: str, change: Callable[[Case], Awaitable[T] | T]) -> tuple[Case, T]:
@@ -55,6 +59,7 @@ class CaseRepository:
             except VersionConflict:
                 continue
             await self._index(case)
+            await self._changed(case)
             return case, result  # type: ignore[return-value]
         raise VersionConflict(f"case {case_id} kept changing; gave up after {MAX_RETRIES} tries")
 
@@ -70,9 +75,13 @@ class CaseRepository:
                 cases.append(case)
         return cases
 
+    async def _changed(self, case: Case) -> None:
+        for listener in self.listeners:
+            await listener(case)
+
     async def _index(self, case: Case) -> None:
-        for key in case.member_ids() | case.member_emails():
-            await add_to_index(self.store, USER_INDEX, key.lower(), case.id)
+        keys = {key.lower() for key in case.member_ids() | case.member_emails()}
+        await asyncio.gather(*(add_to_index(self.store, USER_INDEX, key, case.id) for key in sorted(keys)))
 
 
 async def add_to_index(store: DocumentStore, collection: str, key: str, value: str) -> None:
