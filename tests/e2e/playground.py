@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import ctypes
 import json
 import os
 import signal
@@ -142,7 +143,7 @@ class BotMessage:
     """One activity the bot sent through the connector (send, reply, update or delete)."""
 
     seq: int
-    kind: str                      # "send" | "update" | "delete" | "create_conversation"
+    kind: str                      # "send" | "update" | "delete" | "invoke" (an Action.Execute answer)
     conversation_id: str           # where it shows (a channel post: "team-id;messageid=N")
     activity: dict[str, Any]
     id: str = ""                   # the Playground's message id (use as replyToId)
@@ -208,6 +209,25 @@ def card_actions(card: Mapping[str, Any]) -> list[dict[str, Any]]:
     def walk(node: Any) -> None:
         if isinstance(node, dict):
             if str(node.get("type", "")).startswith("Action."):
+                out.append(node)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(card.get("body", []))
+    walk(card.get("actions", []))
+    return out
+
+
+def card_inputs(card: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every input in a card (Input.Text, Input.ChoiceSet, ...), in order, including ShowCard ones."""
+    out: list[dict[str, Any]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if str(node.get("type", "")).startswith("Input.") and node.get("id"):
                 out.append(node)
             for value in node.values():
                 walk(value)
@@ -385,6 +405,19 @@ def _tail(path: Path, lines: int = 40) -> str:
         return "(no log)"
 
 
+try:  # resolved now: the child runs only this call between fork and exec
+    _PRCTL = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+except (OSError, AttributeError):
+    _PRCTL = None
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: be sent SIGTERM if the test process dies (Linux), so a killed
+    pytest leaves no bot or Playground behind."""
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def _stop_process(proc: subprocess.Popen[bytes] | None) -> None:
     """Stop a process we started, and its process group (we started it in its own session)."""
     if proc is None or proc.poll() is not None:
@@ -456,7 +489,7 @@ class Stack:
             # cwd is the temp folder, so a developer's .env in the repository is not read
             self.bot = subprocess.Popen([str(python if python.exists() else "python3"), "-m", "bot"],
                                         cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+                                        start_new_session=True, preexec_fn=_die_with_parent)
         _wait_http(self.bot_url + "/healthz", 30, self.bot, self.bot_log, expect="ok")
 
     def _start_playground(self) -> None:
@@ -467,7 +500,8 @@ class Stack:
         with self.playground_log.open("wb") as log:
             # cwd is the temp folder: its devTools/ log goes there, and no .m365agentsplayground.yml applies
             self.playground = subprocess.Popen(command, cwd=self.workdir, env=env, stdout=log,
-                                               stderr=subprocess.STDOUT, start_new_session=True)
+                                               stderr=subprocess.STDOUT, start_new_session=True,
+                                               preexec_fn=_die_with_parent)
         _wait_http(self.playground_url + "/_debug/ping", 30, self.playground, self.playground_log, expect="pong")
 
     def stop(self) -> None:
@@ -708,11 +742,48 @@ class PlaygroundClient:
         (``{statusCode, type, value}``: a card replacing the old one, or a message)."""
         person = globals()["user"](user)
         reply_to_id, conversation_id = self._target(reply_to, conversation_id)
-        return await self._post("/_conversation/v1/invoke", {
+        body = await self._post("/_conversation/v1/invoke", {
             "name": "adaptiveCard/action", "from": {"id": person.id},
             "conversation": {"id": conversation_id}, "replyToId": reply_to_id,
             "value": {"action": {"type": "Action.Execute", "verb": verb, "data": dict(data or {})},
                       "trigger": "manual"}})
+        # the answer replaces the card in place, for everyone in the conversation: record it as an update
+        answer = body if isinstance(body, dict) else {}
+        if answer.get("type") == CARD:
+            shown: dict[str, Any] = {"type": "message", "attachments": [{"contentType": CARD,
+                                                                         "content": answer.get("value")}]}
+        else:
+            shown = {"type": "message", "text": str(answer.get("value", ""))}
+        self.stack.recorder.add(BotMessage(0, "invoke", conversation_id, shown, id=reply_to_id, status=200))
+        return body
+
+    async def press(self, message: BotMessage, title: str, inputs: Mapping[str, Any] | None = None, *,
+                    user: str | PlaygroundUser = "alex") -> Said | Any:
+        """Press the button called ``title`` on a card the bot sent, with ``inputs`` typed into its
+        fields (by input id; the card's prefilled values are kept otherwise). Action.Submit returns
+        a ``Said`` (wait with ``reply``); Action.Execute returns the bot's invoke body."""
+        card = message.card
+        if card is None:
+            raise AssertionError(f"{message!r} has no card")
+        actions = [a for a in card_actions(card) if a.get("title") == title]
+        if not actions:
+            raise AssertionError(f"no button {title!r} on {message!r}; there are "
+                                 f"{[a.get('title') for a in card_actions(card)]}")
+        action = actions[0]
+        values: dict[str, Any] = {}
+        if action.get("associatedInputs") != "none":
+            values = {i["id"]: i["value"] for i in card_inputs(card) if "value" in i}
+            unknown = set(inputs or {}) - {i["id"] for i in card_inputs(card)}
+            if unknown:
+                raise AssertionError(f"the card has no inputs {sorted(unknown)}")
+            values.update(inputs or {})
+        data = action.get("data") or {}
+        if action["type"] == "Action.Submit":
+            return await self.submit({**(data if isinstance(data, dict) else {"data": data}), **values},
+                                     reply_to=message, user=user)
+        if action["type"] == "Action.Execute":
+            return await self.invoke(str(action.get("verb", "")), {**data, **values}, reply_to=message, user=user)
+        raise AssertionError(f"{title!r} is an {action['type']}, not a button that reaches the bot")
 
     def _target(self, reply_to: BotMessage | str, conversation_id: str | None) -> tuple[str, str]:
         if isinstance(reply_to, BotMessage):

@@ -13,6 +13,7 @@ from supervision.catalogue import Catalogue
 from tests.e2e.playground import (
     GENERAL_CHANNEL,
     USERS,
+    BotMessage,
     PlaygroundClient,
     Stack,
     assert_no_identifiers_shared,
@@ -64,6 +65,43 @@ async def test_submit_and_invoke_reach_the_bot(playground: PlaygroundClient) -> 
 
     body = await playground.invoke("e2e.no_such_verb", {"x": 1}, reply_to=card, user="adele")
     assert (body["type"], body["value"]) == ("application/vnd.microsoft.activity.message", T("error.card_payload"))
+    shown = playground.messages(card.conversation_id)[-1]  # what replaced the card, for the record
+    assert (shown.kind, shown.id, shown.text) == ("invoke", card.id, T("error.card_payload"))
+
+
+async def test_press_fills_inputs_and_picks_the_action_type(playground: PlaygroundClient,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    card = {"type": "AdaptiveCard", "version": "1.5", "body": [
+        {"type": "Input.Text", "id": "alias", "label": "Alias", "value": "prefilled"},
+        {"type": "Input.Text", "id": "reason", "label": "Reason"}],
+        "actions": [{"type": "Action.Submit", "title": "Send", "data": {"verb": "x.send", "case_id": "c1"}},
+                    {"type": "Action.Submit", "title": "Cancel", "data": {"verb": "x.cancel"},
+                     "associatedInputs": "none"},
+                    {"type": "Action.Execute", "title": "Agree", "verb": "x.agree", "data": {"case_id": "c1"}}]}
+    message = BotMessage(0, "send", "conv-1", {"type": "message", "attachments": [
+        {"contentType": "application/vnd.microsoft.card.adaptive", "content": card}]}, id="m1")
+    calls: list[tuple[str, object]] = []
+
+    async def submit(value: object, **kw: object) -> str:
+        calls.append(("submit", value))
+        return "said"
+
+    async def invoke(verb: str, data: object, **kw: object) -> str:
+        calls.append((verb, data))
+        return "body"
+
+    monkeypatch.setattr(playground, "submit", submit)
+    monkeypatch.setattr(playground, "invoke", invoke)
+    await playground.press(message, "Send", {"reason": "because"})
+    await playground.press(message, "Cancel", {})
+    await playground.press(message, "Agree", {"alias": "other"})
+    assert calls == [("submit", {"verb": "x.send", "case_id": "c1", "alias": "prefilled", "reason": "because"}),
+                     ("submit", {"verb": "x.cancel"}),
+                     ("x.agree", {"case_id": "c1", "alias": "other"})]
+    with pytest.raises(AssertionError, match="no button"):
+        await playground.press(message, "Nope")
+    with pytest.raises(AssertionError, match="no inputs"):
+        await playground.press(message, "Send", {"typo": "x"})
 
 
 async def test_proactive_post_to_the_general_channel_starts_a_thread_that_takes_submits(
