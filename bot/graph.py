@@ -49,8 +49,8 @@ from msgraph.generated.users.item.events.item.cancel.cancel_post_request_body im
 from msgraph.generated.users.item.send_mail.send_mail_post_request_body import SendMailPostRequestBody
 from msgraph_core import GraphClientFactory
 
-from bot.config import GraphSettings
-from supervision.scheduling import CalendarUnavailable, EventRef, Interval, Mail, Meeting
+from bot.config import Config, GraphSettings
+from supervision.scheduling import CalendarUnavailable, EventRef, Interval, Mail, Meeting, OfflineCalendar
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -271,3 +271,8 @@ def _html_paragraphs(text: str) -> str:
     from html import escape
 
     return "".join(f"<p>{escape(p)}</p>" for p in text.split("\n\n") if p.strip())
+
+
+def calendar_gateway(config: Config) -> GraphCalendar | OfflineCalendar:
+    """Graph when it is configured (GRAPH_* settings), else the embedded offline default."""
+    return GraphCalendar(config.graph) if config.graph is not None else OfflineCalendar()

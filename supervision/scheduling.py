@@ -24,7 +24,7 @@ from supervision.calendar import WorkingCalendar
 from supervision.catalogue import Catalogue
 from supervision.clock import UK, Clock, as_utc, uk_local
 from supervision.codec import from_data, to_data
-from supervision.errors import DomainError, FieldError, Forbidden, ValidationFailed, VersionConflict
+from supervision.errors import DomainError, FieldError, Forbidden, NotFound, ValidationFailed, VersionConflict
 from supervision.lifecycle import Event, apply
 from supervision.models import Case, CaseState, FacilitatorAssignment, Invitee, InviteStatus, Role
 from supervision.ports import DocumentStore, DomainEvent, EventSink
@@ -540,6 +540,22 @@ class Scheduling:
         record = await self.records.get(case.id)
         return self._meeting(case, record, case.session.starts_at, case.session.join_url,
                              cancelled=case.state == CaseState.CANCELLED)
+
+    async def calendar_entry(self, actor: Actor, case_id: str) -> Meeting:
+        """The .ics content for a member of the case (audited; refusals too)."""
+        case = await self.cases.require(case_id)
+        try:
+            authorize(actor, Action.VIEW_CASE, case)
+        except Forbidden:
+            await self.audit.record(actor=actor.audit_name, action="schedule.ics", case_id=case_id,
+                                    what="refused", why="not a member of the case", allowed=False)
+            raise
+        meeting = await self.meeting_for(case)
+        if meeting is None:
+            raise NotFound("not scheduled", case_id=case_id)
+        await self.audit.record(actor=actor.audit_name, action="schedule.ics", case_id=case_id,
+                                what="calendar file", why="to add the session to a calendar")
+        return meeting
 
     async def _publish(self, kind: str, case: Case, actor: Actor, late_reason: str, reason: str = "") -> None:
         session = case.session
