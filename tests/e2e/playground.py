@@ -54,6 +54,24 @@ What was found by experiment (Playground 0.2.28, msteams channel, built-in confi
   activities`` is accepted and shows in "My Team - General" as a new thread; the bot is started
   with ``COORDINATOR_CONVERSATION_ID=team-id`` and ``COORDINATOR_SERVICE_URL`` = the proxy.
 
+Use (the fixtures are in tests/e2e/conftest.py)::
+
+    pytestmark = pytest.mark.e2e
+
+    async def test_something(playground, stack):
+        said = await playground.say("request", user="alex")            # personal chat
+        form = await playground.reply(said)                             # first bot message after it
+        said = await playground.press(form, "Submit", {"child_alias": "ZE"}, user="alex")
+        done = await playground.reply(said, lambda m: "received" in m.all_text)
+        notice = await playground.wait_for_card(GENERAL_CHANNEL, "New request", after=said.mark)
+        assert_no_identifiers_shared(stack, ["Zebedee Example", "1 Synthetic Street"])
+
+    def test_other_profile(start_stack):                               # its own bot + Playground
+        other = start_stack({"DEFAULT_PROFILE": "argyll_bute"})
+
+Messages are recorded for the whole session, oldest first: pass ``after=said.mark`` (or
+``playground.mark()``) to see only what came after your action.
+
 Roles of the six users in the default stack (see ``USERS``): Alex requester, Megan coordinator,
 Adele and Isaiah facilitators (Health, Police), Patti lead professional / invitee, Lynne
 administrator. Use ``user="megan"`` (key), ``"user-id-1"`` or ``"meganb@example.com"``.
@@ -532,8 +550,21 @@ class Stack:
         return conversation_id != self.personal_chat_id and \
             conversation_id not in self.recorder.personal_conversations
 
-    def read_bot_log(self) -> str:
-        return self.bot_log.read_text(errors="replace") if self.bot_log.exists() else ""
+    def read_bot_log(self, since: int = 0) -> str:
+        """The bot's stdout and stderr (from byte offset ``since``, see ``log_position``)."""
+        if not self.bot_log.exists():
+            return ""
+        with self.bot_log.open("rb") as handle:
+            handle.seek(since)
+            return handle.read().decode(errors="replace")
+
+    def log_position(self) -> int:
+        return self.bot_log.stat().st_size if self.bot_log.exists() else 0
+
+    def errors_logged(self, since: int = 0) -> list[str]:
+        """Log lines at ERROR or CRITICAL, and tracebacks, written since ``since``."""
+        return [line for line in self.read_bot_log(since).splitlines()
+                if " ERROR " in line or " CRITICAL " in line or line.startswith("Traceback")]
 
     def client(self) -> PlaygroundClient:
         return PlaygroundClient(self)

@@ -16,6 +16,7 @@ T = Catalogue.for_language("en")
 
 async def test_help_in_personal_chat_answers_with_the_help_card(
         playground: PlaygroundClient, stack: Stack, validate_card: Callable[[dict[str, Any]], None]) -> None:
+    log_from = stack.log_position()
     said = await playground.say("help", user="alex")
     answer = await playground.reply(said)
 
@@ -36,6 +37,7 @@ async def test_help_in_personal_chat_answers_with_the_help_card(
     shown = [f for f in playground.stream_frames() if f["message"]["messageId"] == answer.id]
     assert shown and shown[0]["actionConversationId"] == stack.personal_chat_id
     assert shown[0]["message"]["attachments"][0]["content"] == card
+    assert stack.errors_logged(since=log_from) == []
 
 
 async def test_help_reaches_another_user_in_their_own_personal_chat(playground: PlaygroundClient,
