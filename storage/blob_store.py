@@ -173,19 +173,25 @@ class BlobStore:
 class BlobLease:
     def __init__(self, lease: BlobLeaseClient, seconds: int) -> None:
         self._lease, self.seconds = lease, seconds
+        self._released = False
 
     @property
     def id(self) -> str:
         return str(self._lease.id)
 
     async def renew(self) -> bool:
+        if self._released:
+            return False
         try:
             await self._lease.renew()
             return True
-        except HttpResponseError:
+        except HttpResponseError:      # expired and taken by another instance (409), or blob gone
             return False
 
     async def release(self) -> None:
+        if self._released:
+            return
+        self._released = True
         try:
             await self._lease.release()
         except HttpResponseError:
