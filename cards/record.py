@@ -154,11 +154,12 @@ def record_form_card(t: Catalogue, case: Case, profile: Profile, form: Mapping[s
         body.append(date_input("review_on", t("record.field.review_on"), value=v("review_on", "")))
     body.append(text(t("record.form.buttons_help"), subtle=True))
     ids = {"case_id": case.id}
+    # every button sends the inputs (associatedInputs auto): checking is done by the bot, field by field
     actions = [
-        submit(t("record.form.publish"), "record.publish", ids, style="positive", validate=False),
-        submit(t("record.form.send_actions"), "record.send_actions", ids, validate=False),
-        submit(t("record.form.add_action"), "record.add_action", ids, validate=False),
-        submit(t("record.form.save"), "record.save", ids, validate=False),
+        submit(t("record.form.publish"), "record.publish", ids, style="positive"),
+        submit(t("record.form.send_actions"), "record.send_actions", ids),
+        submit(t("record.form.add_action"), "record.add_action", ids),
+        submit(t("record.form.save"), "record.save", ids),
     ]
     return card(body, actions)
 

@@ -308,3 +308,12 @@ def test_the_argyll_document_carries_no_identifiers():
     text = "\n".join([p.text for p in doc.paragraphs] + [c.text for t in doc.tables for r in t.rows for c in r.cells])
     assert find_identifiers(text, IDENTIFIERS) == []
     assert "Kolb" in text
+
+
+def test_every_record_form_button_sends_what_was_typed():
+    """associatedInputs "none" would make Teams drop every input: the form's buttons must not say it."""
+    case = held_case()
+    card = record_form_card(T, case, PROFILES["bolton"], prefill(case, PROFILES["bolton"]), {}, None)
+    verbs = {a["data"]["verb"]: a for a in card["actions"]}
+    assert set(verbs) == {"record.publish", "record.send_actions", "record.add_action", "record.save"}
+    assert all(a.get("associatedInputs", "auto") == "auto" for a in verbs.values())
