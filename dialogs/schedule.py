@@ -60,6 +60,7 @@ from supervision.scheduling import (
     Response,
     Scheduling,
     find_invitee,
+    is_lead_facilitator,
     lead_facilitator,
     parse_slot,
     parse_typed_start,
@@ -194,6 +195,27 @@ class ScheduleFlow:
             raise DomainError("not schedulable", key="error.illegal_transition", state=turn.t(f"states.{case.state.value}"))
         proposals = await self.scheduling.proposals(case)
         await self._reply(turn, scheduling_card(turn.t, case, self.profile_for(case), proposals))
+
+    async def command(self, turn: Turn) -> None:
+        """``schedule``: the scheduling card (or the reschedule-or-cancel card) for each case the user
+        leads as facilitator, for anyone who missed or lost the card sent on assignment."""
+        actor = turn.actor
+        found: dict[str, Case] = {}
+        for key in {k for k in (actor.user_id, actor.email, actor.aad_object_id) if k}:
+            for case in await self.services.cases.for_user(key):
+                found[case.id] = case
+        mine = [c for c in found.values() if is_lead_facilitator(actor, c)
+                and c.state in (CaseState.FACILITATORS_ASSIGNED, CaseState.SCHEDULED, CaseState.PRE_SESSION)]
+        if not mine:
+            await turn.send_text(turn.t("schedule.none"))
+            return
+        for case in sorted(mine, key=lambda c: c.session_due or c.created_at.date()):
+            case = await self.scheduling.open_for_scheduling(actor, case.id)
+            if case.state == CaseState.FACILITATORS_ASSIGNED:
+                card = scheduling_card(turn.t, case, self.profile_for(case), await self.scheduling.proposals(case))
+            else:
+                card = manage_card(turn.t, case, self.profile_for(case))
+            await turn.send_card(card, turn.t("schedule.title"))
 
     def _start(self, case: Case, inputs: dict[str, Any], *, slot_allowed: bool) -> datetime:
         now = self.services.clock.now()
@@ -481,6 +503,7 @@ def register(router: Router, services: Services) -> list[Dialog]:
     scheduling = build_scheduling(services)
     flow = ScheduleFlow(services, scheduling)
     services.features["schedule.flow"] = flow
+    router.command("schedule", flow.command, aliases=("schedule session",))
     for verb, handler in verbs(flow).items():
         router.verb(verb, handler)
     services.events.on("facilitators.assigned", flow.on_facilitators_assigned)

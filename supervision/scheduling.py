@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from supervision.calendar import WorkingCalendar
@@ -308,13 +308,13 @@ def parse_slot(value: str, *, now: datetime, calendar: WorkingCalendar, field_na
 
 
 # --- attendance --------------------------------------------------------------------------------
-class Response(str, Enum):
+class Response(StrEnum):
     CONFIRM = "confirm"
     AUTHORITY = "authority"     # confirm attendance with delegated authority from their agency
     DECLINE = "decline"
 
 
-class AttendanceStatus(str, Enum):
+class AttendanceStatus(StrEnum):
     CONFIRMED = "confirmed"
     AUTHORITY = "authority"
     DECLINED = "declined"
@@ -341,6 +341,12 @@ def lead_facilitator(case: Case) -> FacilitatorAssignment | None:
         if facilitator.lead:
             return facilitator
     return case.facilitators[0] if case.facilitators else None
+
+
+def is_lead_facilitator(actor: Actor, case: Case) -> bool:
+    lead = lead_facilitator(case)
+    keys = {k.lower() for k in (actor.user_id, actor.email, actor.aad_object_id) if k}
+    return lead is not None and bool(keys & ({lead.user_id.lower(), lead.email.lower()} - {""}))
 
 
 def find_invitee(case: Case, actor: Actor) -> Invitee | None:
@@ -371,11 +377,8 @@ class Scheduling:
     async def _authorize_lead(self, actor: Actor, case: Case, what: str) -> None:
         try:
             roles = authorize(actor, Action.SCHEDULE, case)
-            if Role.COORDINATOR not in roles:
-                lead = lead_facilitator(case)
-                keys = {k.lower() for k in (actor.user_id, actor.email, actor.aad_object_id) if k}
-                if lead is None or not keys & ({lead.user_id.lower(), lead.email.lower()} - {""}):
-                    raise Forbidden("only the lead facilitator schedules", key="schedule.error.not_lead")
+            if Role.COORDINATOR not in roles and not is_lead_facilitator(actor, case):
+                raise Forbidden("only the lead facilitator schedules", key="schedule.error.not_lead")
         except Forbidden:
             await self.audit.record(actor=actor.audit_name, action=what, case_id=case.id,
                                     what="refused", why="not the lead facilitator or a coordinator", allowed=False)

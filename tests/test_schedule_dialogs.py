@@ -276,3 +276,14 @@ async def test_graph_failure_is_reported_with_what_to_do_and_changes_nothing(gra
     assert "after 4 tries" in text and "Nothing has been changed" in text and "try again" in text
     assert (await harness.parts.services.cases.require(case_id)).state == CaseState.FACILITATORS_ASSIGNED
 
+
+
+async def test_schedule_command_gives_the_lead_their_cards(only_scheduling: BotHarness, clock, validate_card):
+    harness = only_scheduling
+    case = await CaseRepository(harness.parts.services.store).create(make_assigned_case(clock))
+    replies = await harness.say(ADELE, "schedule")
+    (card,) = [c for r in replies for c in r.cards]
+    validate_card(card)
+    assert case.reference in card_text(card) and first_slot(card)
+    replies = await harness.say(ISAIAH, "schedule")            # a facilitator, not the lead
+    assert not any(r.cards for r in replies) and "not the lead facilitator" in replies[-1].text
