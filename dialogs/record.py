@@ -36,6 +36,7 @@ from supervision.record import (
     SessionRecord,
     StoredRecord,
     facilitator_reminders,
+    meeting_chat_id,
     record_deadlines,
 )
 from supervision.roles import Action as Permission
@@ -292,6 +293,8 @@ def register(router: Router, services: Services) -> list[Any]:
         summary = summary_card(t, view)
         target, service_url = doc.summary_conversation_id, doc.summary_service_url
         if not target:
+            target = await known_meeting_chat(case)
+        if not target:
             target, service_url = services.config.coordinator_conversation_id, services.config.coordinator_service_url
         if target and services.proactive is not None:
             try:
@@ -307,12 +310,20 @@ def register(router: Router, services: Services) -> list[Any]:
         await services.audit.record(actor="system", action="record.distribute", case_id=case.id,
                                     what=f"session {session}", why="record shared with attendees")
 
+    async def known_meeting_chat(case: Case) -> str:
+        """The session's meeting chat, if the bot has heard from it (e.g. the meeting-end event)."""
+        chat = meeting_chat_id(case.session.join_url)
+        if not chat or services.proactive is None:
+            return ""
+        return chat if await services.proactive.reference_for_conversation(chat) is not None else ""
+
     async def on_held(event: DomainEvent) -> None:
         case = await services.cases.get(event.case_id)
         if case is None or case.state not in RECORDABLE_STATES:
             return
         t = catalogue(services)
         conversation = str(event.data.get("conversation_id") or event.data.get("chat_id") or "")
+        conversation = conversation or await known_meeting_chat(case)
         if conversation:
             await uc.remember_summary_target(case.id, conversation, str(event.data.get("service_url") or ""))
             if services.proactive is not None:

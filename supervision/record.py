@@ -108,6 +108,18 @@ def record_key(case_id: str, session_number: int) -> str:
     return f"{case_id}:{session_number}"
 
 
+_MEETING_THREAD = re.compile(r"19:meeting_[A-Za-z0-9_\-]+@thread\.v2")
+
+
+def meeting_chat_id(join_url: str) -> str:
+    """The Teams meeting chat's conversation id, which a Teams join URL carries
+    (``.../meetup-join/19%3ameeting_<id>%40thread.v2/...``); "" when the URL has none."""
+    from urllib.parse import unquote
+
+    found = _MEETING_THREAD.search(unquote(unquote(join_url or "")))
+    return found.group(0) if found else ""
+
+
 # --- the form ----------------------------------------------------------------------------------
 def shows(profile: Profile, section: str) -> bool:
     """Whether the profile's record template has this section."""

@@ -141,3 +141,37 @@ async def test_session_held_offers_the_record_and_reminders_follow_until_done(ha
     reminders = [c for c in cards_in(harness.connector.messages(f"personal-{ADELE.id}"))
                  if "Actions to send" in texts(c)]
     assert len(reminders) == 3 and "Overdue" in texts(reminders[-1])
+
+
+def test_the_meeting_chat_id_comes_from_the_join_url():
+    from supervision.record import meeting_chat_id
+
+    url = ("https://teams.microsoft.com/l/meetup-join/19%3ameeting_ZmFrZS1tZWV0aW5n%40thread.v2/0"
+           "?context=%7b%22Tid%22%3a%22t%22%7d")
+    assert meeting_chat_id(url) == "19:meeting_ZmFrZS1tZWV0aW5n@thread.v2"
+    assert meeting_chat_id("https://example.com/ics-only") == ""
+    assert meeting_chat_id("") == ""
+
+
+async def test_when_held_the_offer_and_then_the_summary_go_to_the_meeting_chat(harness: BotHarness, clock):
+    from supervision.ports import DomainEvent
+
+    services = harness.parts.services
+    chat = "19:meeting_ZmFrZS1tZWV0aW5n@thread.v2"
+    case = held_case()
+    case.session.join_url = "https://teams.microsoft.com/l/meetup-join/19%3ameeting_ZmFrZS1tZWV0aW5n%40thread.v2/0"
+    clock.set(case.session.held_at)
+    await services.cases.create(case)
+    await introduce(harness, ADELE, PATTI, ALEX)
+    await harness.say(PATTI, "help", conversation_type="groupChat", conversation_id=chat)   # the bot hears the chat
+    harness.connector.clear()
+    await services.events.publish(DomainEvent("session.held", case.id, clock.now(), {"session": 1}))
+    offers = harness.connector.messages(chat)
+    assert len(offers) == 1 and "The session has been held" in texts(offers[0].body)
+    assert find_identifiers(texts(offers[0].body), IDENTIFIERS) == []
+
+    harness.connector.clear()
+    await harness.submit(ADELE, {"verb": "record.publish", "case_id": case.id, **good_form(held_case())})
+    summaries = harness.connector.messages(chat)
+    assert len(summaries) == 1 and "Session summary" in texts(summaries[0].body)
+    assert find_identifiers(texts(summaries[0].body), IDENTIFIERS) == []
