@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 
-import aiohttp
 import pytest
+from botbuilder.schema import Activity
 
+from bot.app import PARTS, create_app
+from bot.config import Config
 from supervision.catalogue import Catalogue
 from tests.e2e.playground import (
     GENERAL_CHANNEL,
@@ -104,17 +106,16 @@ async def test_press_fills_inputs_and_picks_the_action_type(playground: Playgrou
         await playground.press(message, "Send", {"typo": "x"})
 
 
-async def test_proactive_post_to_the_general_channel_starts_a_thread_that_takes_submits(
-        playground: PlaygroundClient, stack: Stack) -> None:
-    """What the bot does for COORDINATOR_CONVERSATION_ID=team-id, through the same connector URL."""
+async def test_the_bots_proactive_sends_reach_the_general_channel_and_a_new_personal_chat(
+        playground: PlaygroundClient, stack: Stack, make_config: Callable[..., Config]) -> None:
+    """What the bot does for COORDINATOR_CONVERSATION_ID=team-id (and for a user who never talked
+    to it), with the bot's own Proactive over the stack's connector URL."""
     assert stack.env["COORDINATOR_CONVERSATION_ID"] == GENERAL_CHANNEL
+    app = create_app(make_config(), start_background=False)
+    proactive = app[PARTS].services.proactive
     mark = playground.mark()
-    activity = {"type": "message", "text": "e2e proactive post", "from": {"id": stack.bot_id},
-                "conversation": {"id": GENERAL_CHANNEL, "isGroup": True}}
-    async with aiohttp.ClientSession() as session:
-        url = f"{stack.env['COORDINATOR_SERVICE_URL']}/v3/conversations/{GENERAL_CHANNEL}/activities"
-        async with session.post(url, json=activity) as response:
-            assert response.status in (200, 201), await response.text()
+    await proactive.send_to_conversation(GENERAL_CHANNEL, Activity(type="message", text="e2e proactive post"),
+                                         service_url=stack.env["COORDINATOR_SERVICE_URL"])
     posted = await playground.wait_for(lambda m: m.text == "e2e proactive post", after=mark)
     assert posted.conversation_id == f"{GENERAL_CHANNEL};messageid={posted.id}"
     frame = next(f for f in playground.stream_frames() if f["message"]["messageId"] == posted.id)
@@ -122,6 +123,13 @@ async def test_proactive_post_to_the_general_channel_starts_a_thread_that_takes_
         (GENERAL_CHANNEL, posted.conversation_id)
     said = await playground.submit({"verb": "e2e.no_such_verb"}, reply_to=posted, user="megan")
     assert (await playground.reply(said)).text == T("error.card_payload")
+
+    mark = playground.mark()
+    await proactive.send_to_user("user-id-4", Activity(type="message", text="e2e hello Patti"),
+                                 service_url=stack.service_url, tenant_id=stack.config["tenantId"])
+    hello = await playground.wait_for(lambda m: m.text == "e2e hello Patti", after=mark)
+    assert hello.conversation_id == await playground.personal_chat("patti")
+    assert not stack.shared_conversation(hello.conversation_id)
 
 
 async def test_identifier_check_finds_what_reached_shared_conversations(playground: PlaygroundClient,
