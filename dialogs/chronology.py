@@ -331,7 +331,6 @@ class ChronologyFlow:
             return
         case_id, agency = pending
         file = files[0]
-        await turn.typing()
         try:
             content = await fetch(file, max_bytes=MAX_FILE_BYTES)
         except FileTooLarge:
