@@ -317,3 +317,15 @@ def test_every_record_form_button_sends_what_was_typed():
     verbs = {a["data"]["verb"]: a for a in card["actions"]}
     assert set(verbs) == {"record.publish", "record.send_actions", "record.add_action", "record.save"}
     assert all(a.get("associatedInputs", "auto") == "auto" for a in verbs.values())
+
+
+def test_argyll_follows_its_appendix_1_template_without_a_meeting_identifier():
+    argyll, bolton = PROFILES["argyll_bute"], PROFILES["bolton"]
+    case = held_case(profile_id="argyll_bute")
+    form = {**good_form(case, meeting_identifier=""), **{f"section_{s.key}": "Reflected." for s in argyll.model.sections}}
+    assert parse(form, case, argyll, TODAY, full=True).meeting_identifier == ""
+    with pytest.raises(ValidationFailed) as excinfo:
+        parse(good_form(held_case(), meeting_identifier=""), held_case(), bolton, TODAY, full=True)
+    assert errors_of(excinfo) == {"meeting_identifier": "record.error.required"}
+    ids = {i.get("id") for i in record_form_card(T, case, argyll, form, {}, None)["body"] if isinstance(i, dict)}
+    assert "meeting_identifier" not in ids and "learning_points" in ids
