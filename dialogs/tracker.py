@@ -51,7 +51,8 @@ def evaluation_scores(services: Services) -> ScoresFor | None:
 def register(router: Router, services: Services) -> list[Any]:
     scores_for = evaluation_scores(services)
     tracker = PartnershipLog(store=services.store, audit=services.audit, clock=services.clock,
-                             directory=services.directory, deadlines=services.deadlines, scores_for=scores_for)
+                             directory=services.directory, deadlines=services.deadlines, scores_for=scores_for,
+                             cases=services.cases)
     services.features["tracker"] = tracker
     downloads = getattr(services, "downloads", None)
 

@@ -21,7 +21,7 @@ from supervision.models import Case, identifiers_of
 from supervision.ports import DocumentStore
 from supervision.profile import Profile
 from supervision.record import SessionRecord, on_time
-from supervision.repository import AuditLog
+from supervision.repository import AuditLog, CaseRepository
 from supervision.roles import Action as Permission
 from supervision.roles import Actor, Directory, authorize
 
@@ -73,6 +73,7 @@ class TrackerEntry:
     scores_available: bool = False
     follow_up_on: date | None = None
     plan_moved_on: str = ""
+    case_id: str = ""          # internal (opaque id, not exported): to refresh scores that come in later
 
     @property
     def key(self) -> str:
@@ -115,7 +116,7 @@ def build_entry(case: Case, record: SessionRecord, profile: Profile, deadlines: 
         further_sessions=record.further_sessions, action_count=len(record.actions),
         pre_mean=scores.pre_mean if scores else None, post_mean=scores.post_mean if scores else None,
         impact=scores.impact if scores else None, evaluation_responses=scores.responses if scores else 0,
-        scores_available=scores is not None,
+        scores_available=scores is not None, case_id=case.id,
     )
 
 
@@ -173,9 +174,10 @@ def reader_kinds(actor: Actor, directory: Directory) -> set[str]:
 
 class PartnershipLog:
     def __init__(self, *, store: DocumentStore, audit: AuditLog, clock: Clock, directory: Directory,
-                 deadlines: Callable[[Profile], Deadlines], scores_for: ScoresFor | None = None) -> None:
+                 deadlines: Callable[[Profile], Deadlines], scores_for: ScoresFor | None = None,
+                 cases: CaseRepository | None = None) -> None:
         self.store, self.audit, self.clock, self.directory = store, audit, clock, directory
-        self.deadlines, self.scores_for = deadlines, scores_for
+        self.deadlines, self.scores_for, self.cases = deadlines, scores_for, cases
 
     async def add_session(self, case: Case, record: SessionRecord, profile: Profile) -> TrackerEntry:
         scores = await self.scores_for(case, record.session_number) if self.scores_for is not None else None
@@ -193,6 +195,21 @@ class PartnershipLog:
         entry.follow_up_on, entry.plan_moved_on = on, plan_moved_on
         await self.store.put(LOG, entry.key, to_data(entry))
 
+    async def refresh_scores(self, entry: TrackerEntry, case: Case | None) -> TrackerEntry:
+        """Post-session evaluations may arrive after the record is published: take the latest."""
+        if self.scores_for is None or case is None:
+            return entry
+        scores = await self.scores_for(case, entry.session_number)
+        if scores is None:
+            return entry
+        fresh = (scores.pre_mean, scores.post_mean, scores.impact, scores.responses, True)
+        if fresh != (entry.pre_mean, entry.post_mean, entry.impact, entry.evaluation_responses,
+                     entry.scores_available):
+            (entry.pre_mean, entry.post_mean, entry.impact, entry.evaluation_responses,
+             entry.scores_available) = fresh
+            await self.store.put(LOG, entry.key, to_data(entry))
+        return entry
+
     async def read(self, actor: Actor, profile: Profile, why: str = "read the partnership log") -> list[TrackerEntry]:
         try:
             authorize(actor, Permission.READ_TRACKER)
@@ -208,6 +225,8 @@ class PartnershipLog:
             if stored:
                 entry = from_data(TrackerEntry, stored.data)
                 if entry.profile_id == profile.id:
+                    if self.cases is not None and entry.case_id:
+                        entry = await self.refresh_scores(entry, await self.cases.get(entry.case_id))
                     entries.append(entry)
         await self.audit.record(actor=actor.audit_name, action="tracker.read", what=f"{len(entries)} entries",
                                 why=why)

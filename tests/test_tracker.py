@@ -222,14 +222,55 @@ async def test_the_tracker_command_for_an_administrator_and_a_refusal_for_anyone
     assert response.status == 410
 
 
-async def test_scores_come_from_the_evaluation_feature_when_it_is_installed(harness: BotHarness):
+async def test_scores_come_from_the_evaluation_feature_and_late_answers_are_picked_up(harness: BotHarness, clock):
     from dialogs.tracker import evaluation_scores
+    from supervision.evaluation import EvaluationResponse, EvaluationStore, Phase
 
     services = harness.parts.services
     scores_for = evaluation_scores(services)
     assert scores_for is not None, "supervision.evaluation.session_impact is expected in this tree"
+    clock.set(datetime(2026, 3, 4, 10, tzinfo=timezone.utc))
     case = held_case()
     await services.cases.create(case)
     scores = await scores_for(case, 1)
     assert scores is not None and scores.pre_mean is None and scores.responses == 0
+    await harness.submit(ADELE, {"verb": "record.publish", "case_id": case.id, **good_form(case)})
+    lynne = services.actor(LYNNE.id, email=LYNNE.email)
+    [entry] = await services.features["tracker"].read(lynne, services.profile())
+    assert entry.impact is None and entry.evaluation_responses == 0
+
+    def answers(doc):
+        for who, pre, post in ((PATTI, 1, 4), (ALEX, 2, 3)):
+            for phase, score in ((Phase.PRE, pre), (Phase.POST, post)):
+                doc.responses[f"{phase.value}:{who.email}"] = EvaluationResponse(
+                    respondent=who.email, name=who.name, agency="x", phase=phase, score=score)
+
+    await EvaluationStore(services.store).update(case.id, 1, answers)      # answered after publishing
+    [entry] = await services.features["tracker"].read(lynne, services.profile())
+    assert (entry.pre_mean, entry.post_mean, entry.impact, entry.evaluation_responses) == (1.5, 3.5, 2.0, 2)
     assert isinstance(timedelta(), timedelta)
+
+
+async def test_without_scores_the_log_still_records_and_later_scores_refresh():
+    directory = Directory(administrators=frozenset({LYNNE.email}))
+    clock = FixedClock(datetime(2026, 4, 6, 9, tzinfo=timezone.utc))
+    store = MemoryStore()
+    current: list[Scores | None] = [None]
+
+    async def scores_for(case, session):
+        return current[0]
+
+    from supervision.repository import CaseRepository
+
+    cases = CaseRepository(store)
+    case = published_case()
+    await cases.create(case)
+    log = PartnershipLog(store=store, audit=AuditLog(store, clock), clock=clock, directory=directory,
+                         deadlines=deadlines, scores_for=scores_for, cases=cases)
+    await log.add_session(case, parse(good_form(case), case, BOLTON, date(2026, 3, 4), full=True), BOLTON)
+    reader = Actor(user_id=LYNNE.id, email=LYNNE.email, global_roles=directory.roles_for(LYNNE.id, LYNNE.email))
+    [entry] = await log.read(reader, BOLTON)
+    assert entry.scores_available is False and entry.impact is None
+    current[0] = Scores(2.0, 4.0, 2.0, 3)
+    [entry] = await log.read(reader, BOLTON)
+    assert entry.scores_available is True and entry.impact == 2.0 and entry.evaluation_responses == 3
