@@ -4,7 +4,7 @@ the owner's card replaced in place (Action.Execute) and the facilitator's board 
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -27,7 +27,7 @@ BOLTON = load_preset("bolton")
 
 @pytest.fixture
 async def items_setup():
-    clock = FixedClock(datetime(2026, 3, 4, 10, tzinfo=timezone.utc))
+    clock = FixedClock(datetime(2026, 3, 4, 10, tzinfo=UTC))
     store = MemoryStore()
     cases, audit, events = CaseRepository(store), AuditLog(store, clock), EventDispatcher()
     items = ActionItems(store=store, cases=cases, audit=audit, clock=clock, events=events)
@@ -151,7 +151,7 @@ async def test_action_cards_are_valid(items_setup, validate_card):
 # --- through the bot ----------------------------------------------------------------------------
 async def test_owner_marks_done_in_place_and_the_board_updates_in_place(harness: BotHarness, clock):
     services = harness.parts.services
-    clock.set(datetime(2026, 3, 4, 10, tzinfo=timezone.utc))
+    clock.set(datetime(2026, 3, 4, 10, tzinfo=UTC))
     await services.cases.create(held_case())
     for user in (ADELE, PATTI, ALEX):
         await harness.say(user, "hello")
@@ -184,12 +184,12 @@ async def test_owner_marks_done_in_place_and_the_board_updates_in_place(harness:
 
     # reminders: Alex's action is due Tue 17 Mar; the day before, then overdue, then the facilitator
     harness.connector.clear()
-    clock.set(datetime(2026, 3, 16, 10, tzinfo=timezone.utc))
+    clock.set(datetime(2026, 3, 16, 10, tzinfo=UTC))
     report = await services.due_work.run_due()
     assert "case-rec-1:action:s1a2:2026-03-17:before" in report.ran
     to_alex = [c for s in harness.connector.messages(f"personal-{ALEX.id}") for c in s.cards]
     assert any("due by Tue 17 Mar 2026" in json.dumps(c) for c in to_alex)
-    clock.set(datetime(2026, 3, 20, 10, tzinfo=timezone.utc) + timedelta(days=0))
+    clock.set(datetime(2026, 3, 20, 10, tzinfo=UTC) + timedelta(days=0))
     report = await services.due_work.run_due()
     assert {"case-rec-1:action:s1a2:2026-03-17:overdue", "case-rec-1:action:s1a2:2026-03-17:escalate"} <= set(report.ran)
     to_adele = [c for s in harness.connector.messages(f"personal-{ADELE.id}") for c in s.cards]

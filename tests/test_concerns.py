@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -50,7 +50,7 @@ def test_concern_cards_are_valid(validate_card):
 async def test_a_concern_goes_to_the_facilitator_then_escalates_to_the_named_lead(harness: BotHarness, clock,
                                                                                   validate_card):
     services = harness.parts.services
-    clock.set(datetime(2026, 3, 4, 10, tzinfo=timezone.utc))          # Wed
+    clock.set(datetime(2026, 3, 4, 10, tzinfo=UTC))          # Wed
     await services.cases.create(held_case())
     for user in (ADELE, ALEX, LEAD):
         await harness.say(user, "hello")
@@ -80,9 +80,9 @@ async def test_a_concern_goes_to_the_facilitator_then_escalates_to_the_named_lea
     assert [w.kind for w in concern_work(case)] == ["concern.escalate"]
 
     harness.connector.clear()
-    clock.set(datetime(2026, 3, 10, 12, tzinfo=timezone.utc))
+    clock.set(datetime(2026, 3, 10, 12, tzinfo=UTC))
     assert not [k for k in (await services.due_work.run_due()).ran if "concern" in k]
-    clock.set(datetime(2026, 3, 11, 9, 30, tzinfo=timezone.utc))
+    clock.set(datetime(2026, 3, 11, 9, 30, tzinfo=UTC))
     report = await services.due_work.run_due()
     assert f"case-rec-1:concern:{tracked.id}:escalate" in report.ran
     to_lead = [c for s in harness.connector.messages(f"personal-{LEAD.id}") for c in s.cards]
@@ -100,7 +100,7 @@ async def test_a_concern_goes_to_the_facilitator_then_escalates_to_the_named_lea
 
 async def test_resolved_in_time_means_no_escalation(harness: BotHarness, clock):
     services = harness.parts.services
-    clock.set(datetime(2026, 3, 4, 10, tzinfo=timezone.utc))
+    clock.set(datetime(2026, 3, 4, 10, tzinfo=UTC))
     await services.cases.create(held_case())
     concerns = services.features["concerns"]
     case, concern = await concerns.raise_(actor(PATTI), "case-rec-1", "concern", "The session overran")
@@ -109,7 +109,7 @@ async def test_resolved_in_time_means_no_escalation(harness: BotHarness, clock):
     await concerns.resolve(actor(ADELE), "case-rec-1", concern.id, "Agreed a shorter agenda")
     case = await services.cases.require("case-rec-1")
     assert concern_work(case) == []
-    clock.set(datetime(2026, 3, 20, 10, tzinfo=timezone.utc))
+    clock.set(datetime(2026, 3, 20, 10, tzinfo=UTC))
     assert not [k for k in (await services.due_work.run_due()).ran if "concern" in k]
 
 
@@ -127,7 +127,7 @@ async def test_someone_outside_the_case_cannot_raise_one(harness: BotHarness):
 def test_raised_card_names_who_handles_it(validate_card):
     from supervision.concerns import Concern
 
-    concern = Concern("c1", "case-rec-1", "REF", "concern", "text", "a@b.c", "A", datetime(2026, 3, 4, tzinfo=timezone.utc),
+    concern = Concern("c1", "case-rec-1", "REF", "concern", "text", "a@b.c", "A", datetime(2026, 3, 4, tzinfo=UTC),
                       date(2026, 3, 11))
     card = concern_raised_card(T, concern, BOLTON)
     validate_card(card)

@@ -3,7 +3,7 @@ sends the lead professional a card; recording it closes the case and adds the ou
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -47,14 +47,14 @@ def test_follow_up_cards_are_valid(validate_card):
     validate_card(followup_card(T, case, 6))
     validate_card(followup_card(T, case, 6, values={"outcomes": "x", "child_involved": "true"}, errors=["e"],
                                 banner="b"))
-    done = FollowUp("c", 1, "o", "w", "partly", True, True, "", "u", datetime(2026, 9, 7, tzinfo=timezone.utc))
+    done = FollowUp("c", 1, "o", "w", "partly", True, True, "", "u", datetime(2026, 9, 7, tzinfo=UTC))
     validate_card(followup_done_card(T, case, done))
 
 
 async def test_six_months_on_the_lead_professional_records_the_follow_up_and_the_case_closes(
         harness: BotHarness, clock, validate_card):
     services = harness.parts.services
-    clock.set(datetime(2026, 3, 4, 10, tzinfo=timezone.utc))
+    clock.set(datetime(2026, 3, 4, 10, tzinfo=UTC))
     await services.cases.create(held_case())
     for user in (ADELE, PATTI, ALEX, LYNNE):
         await harness.say(user, "hello")
@@ -63,10 +63,10 @@ async def test_six_months_on_the_lead_professional_records_the_follow_up_and_the
     assert case.state == CaseState.MINUTES_DONE and case.follow_up_due == date(2026, 9, 3)
 
     harness.connector.clear()
-    clock.set(datetime(2026, 9, 2, 10, tzinfo=timezone.utc))
+    clock.set(datetime(2026, 9, 2, 10, tzinfo=UTC))
     report = await services.due_work.run_due()
     assert not [k for k in report.ran if "followup" in k]
-    clock.set(datetime(2026, 9, 3, 9, tzinfo=timezone.utc))
+    clock.set(datetime(2026, 9, 3, 9, tzinfo=UTC))
     report = await services.due_work.run_due()
     assert "case-rec-1:followup:1" in report.ran
     case = await services.cases.require("case-rec-1")

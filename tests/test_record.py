@@ -4,13 +4,13 @@ and the record document."""
 from __future__ import annotations
 
 import io
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 from docx import Document
 
 from bot.events import EventDispatcher
-from cards.record import record_form_card, summary_card, summary_view, full_record_card, offer_card
+from cards.record import full_record_card, offer_card, record_form_card, summary_card, summary_view
 from documents.record_docx import render_record
 from storage.memory import MemoryStore
 from supervision.action_items import ActionItems
@@ -145,7 +145,7 @@ def test_practitioner_words_that_merely_contain_a_name_are_not_refused():
 # --- the use case under a controlled clock -------------------------------------------------------
 @pytest.fixture
 def setup():
-    clock = FixedClock(datetime(2026, 3, 4, 14, 0, tzinfo=timezone.utc))     # Wed, the day after
+    clock = FixedClock(datetime(2026, 3, 4, 14, 0, tzinfo=UTC))     # Wed, the day after
     store = MemoryStore()
     cases, audit, events = CaseRepository(store), AuditLog(store, clock), EventDispatcher()
     profiles = dict(PROFILES)
@@ -239,17 +239,17 @@ def test_facilitator_reminders_until_done_across_a_bank_holiday():
     profile = PROFILES["bolton"]
     deadlines = Deadlines(profile, profile.calendar())
     # held Thu 2 Apr 2026; Good Friday 3 Apr and Easter Monday 6 Apr are bank holidays in England
-    case = held_case(held_at=datetime(2026, 4, 2, 13, 0, tzinfo=timezone.utc))
-    work = facilitator_reminders(case, deadlines, datetime(2026, 4, 2, 15, 0, tzinfo=timezone.utc))
+    case = held_case(held_at=datetime(2026, 4, 2, 13, 0, tzinfo=UTC))
+    work = facilitator_reminders(case, deadlines, datetime(2026, 4, 2, 15, 0, tzinfo=UTC))
     actions = sorted((w.due_at, w.data["stage"]) for w in work if w.kind == "record.actions_reminder")
     # two working days after Thu 2 Apr: Tue 7 and Wed 8 Apr; reminder the day before, then on the day
     assert [(d.date().isoformat(), s) for d, s in actions] == [("2026-04-07", "before"), ("2026-04-08", "due")]
     assert actions[0][0].hour == 8       # 09:00 BST is 08:00 UTC
-    later = facilitator_reminders(case, deadlines, datetime(2026, 4, 13, 12, 0, tzinfo=timezone.utc))
+    later = facilitator_reminders(case, deadlines, datetime(2026, 4, 13, 12, 0, tzinfo=UTC))
     overdue = [w for w in later if w.data["stage"] == "overdue" and w.kind == "record.actions_reminder"]
     assert [w.key for w in overdue] == ["case-rec-1:record:actions:1:2026-04-13"]
-    case.session.actions_distributed_at = datetime(2026, 4, 8, 9, tzinfo=timezone.utc)
-    done = facilitator_reminders(case, deadlines, datetime(2026, 4, 13, 12, 0, tzinfo=timezone.utc))
+    case.session.actions_distributed_at = datetime(2026, 4, 8, 9, tzinfo=UTC)
+    done = facilitator_reminders(case, deadlines, datetime(2026, 4, 13, 12, 0, tzinfo=UTC))
     assert {w.kind for w in done} == {"record.minutes_reminder"}
     minutes = [w for w in done if w.data["stage"] == "due"][0]
     # 20 working days after Thu 2 Apr, skipping Good Friday, Easter Monday and the early May bank holiday (4 May)

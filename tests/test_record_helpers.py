@@ -2,7 +2,7 @@
 obviously synthetic child and family details, and the people of the Playground in their roles."""
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from supervision.models import (
     Case,
@@ -28,7 +28,7 @@ LYNNE = User("user-id-5", "Lynne Robbins", email="lynner@example.com")    # admi
 MEGAN = User("user-id-1", "Megan Bowen", email="meganb@example.com")      # coordinator
 NESTOR = User("user-id-9", "Nestor Wilke", email="nestorw@example.com")   # invited, declined
 
-HELD_AT = datetime(2026, 3, 3, 11, 30, tzinfo=timezone.utc)    # Tue 3 Mar 2026
+HELD_AT = datetime(2026, 3, 3, 11, 30, tzinfo=UTC)    # Tue 3 Mar 2026
 
 
 def actor(user: User) -> Actor:
@@ -57,8 +57,8 @@ def held_case(case_id: str = "case-rec-1", profile_id: str = "bolton", *, held_a
         ],
     )
     case = Case(id=case_id, reference=f"MAGS-{profile_id[:3].upper()}-260303-{case_id[-4:].upper()}",
-                profile_id=profile_id, state=state, created_at=datetime(2026, 2, 2, 10, tzinfo=timezone.utc),
-                request=request, agreed_at=datetime(2026, 2, 4, 10, tzinfo=timezone.utc), session_due=date(2026, 2, 25),
+                profile_id=profile_id, state=state, created_at=datetime(2026, 2, 2, 10, tzinfo=UTC),
+                request=request, agreed_at=datetime(2026, 2, 4, 10, tzinfo=UTC), session_due=date(2026, 2, 25),
                 facilitators=[FacilitatorAssignment(name=ADELE.name, email=ADELE.email, agency="Health",
                                                     user_id=ADELE.id, lead=True)],
                 session=SessionPlan(number=1, starts_at=held_at.replace(hour=10), held_at=held_at))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import matplotlib.image
 import pytest
@@ -44,8 +44,8 @@ def deadlines(profile):
 
 def published_case(case_id="case-rec-1", profile_id="bolton"):
     case = held_case(case_id, profile_id)
-    case.session.actions_distributed_at = datetime(2026, 3, 5, 16, tzinfo=timezone.utc)   # the deadline day
-    case.session.minutes_done_at = datetime(2026, 4, 2, 12, tzinfo=timezone.utc)          # after 31 Mar
+    case.session.actions_distributed_at = datetime(2026, 3, 5, 16, tzinfo=UTC)   # the deadline day
+    case.session.minutes_done_at = datetime(2026, 4, 2, 12, tzinfo=UTC)          # after 31 Mar
     return case
 
 
@@ -81,7 +81,7 @@ def test_no_identifier_reaches_the_log_whatever_was_typed(learning, other, escal
 
 
 def make_log(directory: Directory):
-    clock = FixedClock(datetime(2026, 4, 6, 9, tzinfo=timezone.utc))
+    clock = FixedClock(datetime(2026, 4, 6, 9, tzinfo=UTC))
     store = MemoryStore()
     audit = AuditLog(store, clock)
     return PartnershipLog(store=store, audit=audit, clock=clock, directory=directory, deadlines=deadlines), audit
@@ -185,7 +185,7 @@ def config(make_config) -> Config:
 async def test_the_tracker_command_for_an_administrator_and_a_refusal_for_anyone_else(harness: BotHarness, clock,
                                                                                       validate_card):
     services = harness.parts.services
-    clock.set(datetime(2026, 3, 4, 10, tzinfo=timezone.utc))
+    clock.set(datetime(2026, 3, 4, 10, tzinfo=UTC))
     await services.cases.create(held_case())
     for user in (ADELE, PATTI, ALEX, LYNNE):
         await harness.say(user, "hello")
@@ -229,7 +229,7 @@ async def test_scores_come_from_the_evaluation_feature_and_late_answers_are_pick
     services = harness.parts.services
     scores_for = evaluation_scores(services)
     assert scores_for is not None, "supervision.evaluation.session_impact is expected in this tree"
-    clock.set(datetime(2026, 3, 4, 10, tzinfo=timezone.utc))
+    clock.set(datetime(2026, 3, 4, 10, tzinfo=UTC))
     case = held_case()
     await services.cases.create(case)
     scores = await scores_for(case, 1)
@@ -253,7 +253,7 @@ async def test_scores_come_from_the_evaluation_feature_and_late_answers_are_pick
 
 async def test_without_scores_the_log_still_records_and_later_scores_refresh():
     directory = Directory(administrators=frozenset({LYNNE.email}))
-    clock = FixedClock(datetime(2026, 4, 6, 9, tzinfo=timezone.utc))
+    clock = FixedClock(datetime(2026, 4, 6, 9, tzinfo=UTC))
     store = MemoryStore()
     current: list[Scores | None] = [None]
 
