@@ -55,6 +55,10 @@ from dialogs import schedule as schedule_feature  # noqa: E402
 
 FEATURES += [schedule_feature.register]
 
+from dialogs import audit as audit_feature  # noqa: E402
+
+FEATURES += [audit_feature.register, audit_feature.register_retention]
+
 # Commands the manifest and help card list, answered honestly until their feature is registered.
 PLANNED_COMMANDS: dict[str, str] = {}
 
