@@ -20,6 +20,10 @@ def main(argv: list[str] | None = None) -> int:
     run_due.add_argument("--rebuild", action="store_true", help="rebuild the due index from every case first")
     package = sub.add_parser("package", help="build the Teams app package (build/appPackage.zip)")
     package.add_argument("--out", help="where to write the zip (default: build/appPackage.zip)")
+    from bot.ops import COMMANDS as OPS_COMMANDS
+    from bot.ops import add_ops_commands
+
+    add_ops_commands(sub)    # backup, restore, migrate, purge, export-case
     args, rest = parser.parse_known_args(argv)
     if args.command == "package":  # needs only the app id, not a runnable configuration
         from bot.package import main as package_main
@@ -41,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         from bot.scheduler import run_due_command
 
         return run_due_command(config, args.now, args.rebuild)
+    if args.command in OPS_COMMANDS:
+        from bot.ops import run_ops_command
+
+        return run_ops_command(config, args)
     if args.command in (None, "serve"):
         from bot.app import create_app
 

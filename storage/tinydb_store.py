@@ -473,6 +473,16 @@ class TinyDBStore:
                 yield row
 
     # --- the rest ---------------------------------------------------------------------------------
+    def _names(self, base: Path) -> list[str]:
+        return sorted(unquote(p.name) for p in base.iterdir() if p.is_dir() and not p.name.startswith("~"))
+
+    async def collections(self) -> list[str]:
+        """Every collection that has (or had) documents (for migration and export)."""
+        return await self._run(self._names, self.docs)  # type: ignore[no-any-return]
+
+    async def log_names(self) -> list[str]:
+        return await self._run(self._names, self.logs)  # type: ignore[no-any-return]
+
     def leader_election(self) -> LocalLeaderElection:
         """One writer per folder, so leadership is decided inside this process."""
         return self._leader
