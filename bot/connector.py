@@ -19,6 +19,7 @@ from ``CachedAppCredentials.token()``, a small retry for 429/5xx, and an aiohttp
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from typing import Any
 
@@ -43,6 +44,9 @@ from bot.credentials import CachedAppCredentials
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Set by a caller that paces and retries itself (bot/proactive.py: Teams rate limits, Retry-After,
+# permanent 403/404): this pipeline then sends once and hands every status back.
+CALLER_RETRIES: contextvars.ContextVar[bool] = contextvars.ContextVar("caller_retries", default=False)
 MAX_ATTEMPTS = 3
 MAX_RETRY_AFTER = 10.0
 TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)
@@ -111,6 +115,8 @@ class RetryPolicy(AsyncHTTPPolicy):  # type: ignore[misc]
     async def send(self, request: Request, **kwargs: Any) -> Response:
         nxt = self.next
         assert nxt is not None
+        if CALLER_RETRIES.get():
+            return await nxt.send(request, **kwargs)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 response = await nxt.send(request, **kwargs)

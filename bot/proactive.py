@@ -35,6 +35,7 @@ from botbuilder.schema import (
     ConversationReference,
 )
 
+from bot.connector import CALLER_RETRIES
 from supervision.duework import PermanentDeliveryFailure
 from supervision.ports import DocumentStore
 
@@ -214,12 +215,20 @@ def _transient(error: BaseException, status: int | None) -> bool:
     return isinstance(error, (ClientRequestError, ConnectionError, asyncio.TimeoutError))
 
 
+def _tenant_of(activity: Activity) -> str:
+    channel_data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
+    tenant = (channel_data.get("tenant") or {}).get("id", "") if isinstance(channel_data.get("tenant"), dict) else ""
+    conversation = activity.conversation
+    return str(tenant or (getattr(conversation, "tenant_id", None) if conversation else "") or "")
+
+
 def _reason(status: int) -> str:
     return {403: "forbidden", 404: "not_found"}.get(status, f"http_{status}")
 
 
 def _quiet_retries(ctx: TurnContext) -> None:
-    """The connector's own (msrest) retries would double ours and ignore Retry-After: turn them off."""
+    """A plain msrest connector client (not the pooled one, bot/connector.py, which honours
+    ``CALLER_RETRIES``) retries 5xx and 429 itself: turn that off, we pace and retry."""
     for value in ctx.turn_state.values():
         config = getattr(value, "config", None)
         policy = getattr(config, "retry_policy", None)
@@ -238,6 +247,9 @@ class Proactive:
         channels and group chats per conversation)."""
         reference = TurnContext.get_conversation_reference(activity)
         data = reference.serialize()
+        tenant = _tenant_of(activity)
+        if tenant:       # the schema drops conversation.tenantId (it expects "tenantID"): keep it here
+            data["tenant"] = tenant
         conversation = activity.conversation
         kind = getattr(conversation, "conversation_type", None) or "personal"
         keys = [f"conversation:{conversation.id}"] if conversation and conversation.id else []
@@ -271,7 +283,11 @@ class Proactive:
                 except Exception as error:   # botbuilder would swallow it: hand it back
                     outcome["error"] = error
 
-            await self.adapter.continue_conversation(reference, callback, self.app_id)
+            token = CALLER_RETRIES.set(True)
+            try:
+                await self.adapter.continue_conversation(reference, callback, self.app_id)
+            finally:
+                CALLER_RETRIES.reset(token)
             if "error" in outcome:
                 raise outcome["error"]
             return outcome.get("value")  # type: ignore[return-value]
@@ -339,7 +355,11 @@ class Proactive:
             async def callback(ctx: TurnContext) -> None:
                 created["ref"] = TurnContext.get_conversation_reference(ctx.activity)
 
-            await self.adapter.create_conversation(self.app_id, callback, parameters, "msteams", service_url, None)
+            token = CALLER_RETRIES.set(True)
+            try:
+                await self.adapter.create_conversation(self.app_id, callback, parameters, "msteams", service_url, None)
+            finally:
+                CALLER_RETRIES.reset(token)
             if "ref" not in created:
                 raise DeliveryFailed(0, 1)
             return created["ref"]  # type: ignore[no-any-return]
@@ -358,7 +378,9 @@ class Proactive:
     async def _any_tenant(self) -> str:
         for key in await self.store.keys(REFS, "user:"):
             stored = await self.store.get(REFS, key)
-            tenant = ((stored.data.get("conversation") or {}).get("tenantId") if stored else "") or ""
+            conversation = (stored.data.get("conversation") or {}) if stored else {}
+            tenant = (stored.data.get("tenant") if stored else "") or conversation.get("tenantID") \
+                or conversation.get("tenantId") or ""
             if tenant:
                 return str(tenant)
         return ""
