@@ -275,8 +275,13 @@ def full_record_card(t: Catalogue, case: Case, profile: Profile, record: Session
 
 
 def published_card(t: Catalogue, case: Case, *, full: bool, action_count: int, attendees: int,
-                   summary_posted: bool, further: bool, document_url: str = "") -> Json:
+                   summary_posted: bool, further: bool, document_url: str = "",
+                   timeliness: list[tuple[str, date, bool]] | None = None) -> Json:
+    """``timeliness``: (what, deadline, met) for the actions and, when published, the minutes."""
     lines = [text(t("record.done.actions", count=action_count))]
+    for what, due, met in timeliness or []:
+        lines.append(text(t(f"record.done.{what}_{'met' if met else 'missed'}", due=_day(due)),
+                          color=None if met else "Attention"))
     if full:
         lines.append(text(t("record.done.full", count=attendees)))
         lines.append(text(t("record.done.summary_posted") if summary_posted else t("record.done.summary_nowhere")))

@@ -89,7 +89,21 @@ def register(router: Router, services: Services) -> list[Any]:
         await refresh_board(case)
 
     async def on_updated(event: DomainEvent) -> None:
-        await refresh_board(await services.cases.require(event.case_id))
+        case = await services.cases.require(event.case_id)
+        await refresh_board(case)
+        # the owner's first card shows the new state too, wherever the change was made
+        stored = await services.store.get(OWNER_CARDS, f"{case.id}:{event.data.get('item')}")
+        if stored is None or services.proactive is None:
+            return
+        reference = await services.proactive.reference_for_user(str(stored.data["user_id"]))
+        if reference is None:
+            return
+        item = await items.get(case.id, str(event.data["item"]))
+        try:
+            await services.proactive.update(reference, str(stored.data["activity_id"]),
+                                            card_activity(answered_card(catalogue(services), item, today())))
+        except Exception as error:
+            log.warning("owner card update failed: %s", type(error).__name__)
 
     services.events.on("actions.distributed", on_distributed)
     services.events.on("action.updated", on_updated)

@@ -4,6 +4,7 @@ the DOCX for the child's file (a signed download link). Reminders to the facilit
 and the minutes are out. Also: shared helpers for reaching people in personal chat."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import timedelta
 from typing import Any
@@ -37,6 +38,7 @@ from supervision.record import (
     StoredRecord,
     facilitator_reminders,
     meeting_chat_id,
+    on_time,
     record_deadlines,
 )
 from supervision.roles import Action as Permission
@@ -247,8 +249,20 @@ def register(router: Router, services: Services) -> list[Any]:
         url = await document_link(services, turn.actor.user_id, result.case.id, result.record.session_number) \
             if full else ""
         people = await distribution_list(result.case, result.record)
+        plan = next((s for s in [result.case.session, *result.case.previous_sessions]
+                     if s.number == result.record.session_number), result.case.session)
+        marks = record_deadlines(result.case if plan is result.case.session else
+                                 dataclasses.replace(result.case, session=plan),
+                                 services.deadlines(profile_for(services, result.case)))
+        timeliness = []
+        if marks is not None:
+            for what, due, done_at in (("actions", marks.actions_due, plan.actions_distributed_at),
+                                       ("minutes", marks.minutes_due, plan.minutes_done_at)):
+                met = on_time(done_at, due)
+                if met is not None:
+                    timeliness.append((what, due, met))
         await turn.send_card(published_card(turn.t, result.case, full=full, action_count=len(result.record.actions),
-                                            attendees=len(people),
+                                            attendees=len(people), timeliness=timeliness,
                                             summary_posted=bool(result.stored.summary_conversation_id
                                                                 or services.config.coordinator_conversation_id),
                                             further=result.further_session_started, document_url=url),

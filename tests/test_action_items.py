@@ -168,13 +168,21 @@ async def test_owner_marks_done_in_place_and_the_board_updates_in_place(harness:
     status, body = await harness.execute(PATTI, "actions.done", {"case_id": "case-rec-1", "item_id": "s1a1",
                                                                  "done_note": "Visited on Monday"})
     assert status == 200 and "Marked done" in json.dumps(body["value"])
-    updates = [s for s in harness.connector.sent if s.method == "PUT"]
-    assert updates and updates[-1].activity_id == board_id
-    assert "1 done" in json.dumps(updates[-1].body)
+    updates = [s for s in harness.connector.sent if s.method == "PUT" and s.activity_id == board_id]
+    assert updates and "1 done" in json.dumps(updates[-1].body)
 
     status, body = await harness.execute(ALEX, "actions.done", {"case_id": "case-rec-1", "item_id": "s1a1",
                                                                 "done_note": "not mine"})
     assert body["type"] == "application/vnd.microsoft.activity.message"
+
+    # the facilitator moves Alex's due date: Alex's first card shows it, in place
+    alex_cards = [s for s in harness.connector.sent if s.conversation_id == f"personal-{ALEX.id}"
+                  and any("Share attendance figures weekly" in json.dumps(c) for c in s.cards)]
+    first_card_id = alex_cards[0].activity_id
+    await harness.parts.services.features["action_items"].update(
+        actor(ADELE), "case-rec-1", "s1a2", Update.NEW_DATE, note="School asked for more time", new_due="2026-03-18")
+    updates = [s for s in harness.connector.sent if s.method == "PUT" and s.activity_id == first_card_id]
+    assert updates and "due date has been changed" in json.dumps(updates[-1].body)
 
     replies = await harness.say(ALEX, "my actions")
     mine = json.dumps(replies[-1].cards[0])
@@ -182,15 +190,16 @@ async def test_owner_marks_done_in_place_and_the_board_updates_in_place(harness:
     replies = await harness.submit(PATTI, {"verb": "actions.mine"})
     assert "no open actions" in json.dumps(replies[-1].cards[0])
 
-    # reminders: Alex's action is due Tue 17 Mar; the day before, then overdue, then the facilitator
+    # reminders: Alex's action is now due Wed 18 Mar; the day before, then overdue, then the facilitator
     harness.connector.clear()
-    clock.set(datetime(2026, 3, 16, 10, tzinfo=UTC))
+    clock.set(datetime(2026, 3, 17, 10, tzinfo=UTC))
     report = await services.due_work.run_due()
-    assert "case-rec-1:action:s1a2:2026-03-17:before" in report.ran
+    assert "case-rec-1:action:s1a2:2026-03-18:before" in report.ran
+    assert not [k for k in report.ran if "2026-03-17" in k]          # the old date's reminders are gone
     to_alex = [c for s in harness.connector.messages(f"personal-{ALEX.id}") for c in s.cards]
-    assert any("due by Tue 17 Mar 2026" in json.dumps(c) for c in to_alex)
-    clock.set(datetime(2026, 3, 20, 10, tzinfo=UTC) + timedelta(days=0))
+    assert any("due by Wed 18 Mar 2026" in json.dumps(c) for c in to_alex)
+    clock.set(datetime(2026, 3, 23, 10, tzinfo=UTC) + timedelta(days=0))
     report = await services.due_work.run_due()
-    assert {"case-rec-1:action:s1a2:2026-03-17:overdue", "case-rec-1:action:s1a2:2026-03-17:escalate"} <= set(report.ran)
+    assert {"case-rec-1:action:s1a2:2026-03-18:overdue", "case-rec-1:action:s1a2:2026-03-18:escalate"} <= set(report.ran)
     to_adele = [c for s in harness.connector.messages(f"personal-{ADELE.id}") for c in s.cards]
     assert any("Overdue action" in json.dumps(c) and ALEX.name in json.dumps(c) for c in to_adele)
