@@ -489,13 +489,13 @@ async def test_ask_for_more_information_then_the_requester_adds_it_and_it_return
                                                                                                 validate_card):
     case, _ = await submit_request(bot)
     await open_in_channel(bot, MEGAN, case)
-    decision = personal_cards(bot, MEGAN)[-1]
+    decision = card_with(personal_cards(bot, MEGAN), "Decide on request")
     mark = len(bot.connector.sent)
     replies = await bot.press(MEGAN, decision, "request.ask_info")
     assert "What more information is needed: this is required." in replies[-1].text
     replies = await bot.press(MEGAN, decision, "request.ask_info", info_question="Which school does he attend now?")
     assert replies[-1].text == f"Your question has been sent to the requester of {case.reference}."
-    asked = personal_cards(bot, ALEX, mark)[-1]
+    asked = card_with(personal_cards(bot, ALEX, mark), "More information is needed")
     validate_card(asked)
     assert "Which school does he attend now?" in str(asked)
     stored = await bot.services.cases.get(case.id)
@@ -518,12 +518,12 @@ async def test_ask_for_more_information_then_the_requester_adds_it_and_it_return
 async def test_decline_needs_a_reason_and_tells_the_requester(bot: Bot, validate_card):
     case, _ = await submit_request(bot)
     await open_in_channel(bot, MEGAN, case)
-    decision = personal_cards(bot, MEGAN)[-1]
+    decision = card_with(personal_cards(bot, MEGAN), "Decide on request")
     replies = await bot.press(MEGAN, decision, "request.decline", decline_reason="  ")
     assert "Reason for declining: this is required." in replies[-1].text
     mark = len(bot.connector.sent)
     await bot.press(MEGAN, decision, "request.decline", decline_reason="A core group meets next week; use it.")
-    told = personal_cards(bot, ALEX, mark)[-1]
+    told = card_with(personal_cards(bot, ALEX, mark), "was not agreed")
     validate_card(told)
     assert "was not agreed" in str(told) and "A core group meets next week" in str(told)
     stored = await bot.services.cases.get(case.id)
@@ -534,7 +534,7 @@ async def test_decline_needs_a_reason_and_tells_the_requester(bot: Bot, validate
 async def test_agree_starts_the_clock_and_facilitators_are_assigned(bot: Bot, validate_card):
     case, _ = await submit_request(bot)
     await open_in_channel(bot, MEGAN, case)
-    decision = personal_cards(bot, MEGAN)[-1]
+    decision = card_with(personal_cards(bot, MEGAN), "Decide on request")
     mark = len(bot.connector.sent)
     replies = await bot.press(MEGAN, decision, "request.agree")
     stored = await bot.services.cases.get(case.id)
@@ -551,7 +551,7 @@ async def test_agree_starts_the_clock_and_facilitators_are_assigned(bot: Bot, va
     assert "Nadia Untrained (Housing): not trained" in shown
     assert "Otto Inactive (Education): not active" in shown
     assert "Gerry Sameteam (Education): in the same team as an invitee" in shown
-    told = personal_cards(bot, ALEX, mark)[-1]
+    told = card_with(personal_cards(bot, ALEX, mark), "is agreed")
     assert "is agreed" in str(told) and "Mon 26 Jan 2026" in str(told)
     replies = await bot.press(MEGAN, picker, "request.facilitators.assign", facilitators="otto@example.com")
     assert "choose only eligible facilitators" in str(cards_of(replies)[-1])
@@ -616,7 +616,7 @@ async def test_norfolk_the_accountable_manager_decides_first_then_two_facilitato
         assert case.state is CaseState.MANAGER_REVIEW and case.manager.email == "lynner@example.com"
         assert "Sent to the accountable manager, Lynne Robbins" in str(summary)
         assert bot.channel_posts() == []                        # nothing for coordinators yet
-        manager = personal_cards(bot, LYNNE, mark)[-1]
+        manager = card_with(personal_cards(bot, LYNNE, mark), "your agreement is needed")
         validate_card(manager)
         assert "your agreement is needed" in str(manager) and "Zebedee" in str(manager)
         # the coordinator cannot decide for the manager
@@ -629,10 +629,10 @@ async def test_norfolk_the_accountable_manager_decides_first_then_two_facilitato
         assert stored.state is CaseState.REQUESTED
         posts = bot.channel_posts()
         assert len(posts) == 1 and "The accountable manager agreed" in str(posts[0].body)
-        assert "manager agreed" in str(personal_cards(bot, ALEX)[-1])
+        card_with(personal_cards(bot, ALEX), "The accountable manager agreed request")
         clock.advance(days=2)                                   # Thu 8 Jan: the coordinator agrees
         await open_in_channel(bot, MEGAN, stored)
-        decision = personal_cards(bot, MEGAN)[-1]
+        decision = card_with(personal_cards(bot, MEGAN), "Decide on request")
         picker = cards_of(await bot.press(MEGAN, decision, "request.agree"))[-1]
         stored = await bot.services.cases.get(case.id)
         # Norfolk: 15 working days from the accountable lead's decision (Tue 6 Jan) = Tue 27 Jan
@@ -664,13 +664,13 @@ async def test_norfolk_manager_may_decline_with_a_reason(make_config, clock, sto
         values = step_values()
         values["need"]["level_of_need"] = "Child in Need"
         case, _ = await submit_request(bot, values=values)
-        manager = personal_cards(bot, LYNNE)[-1]
+        manager = card_with(personal_cards(bot, LYNNE), "your agreement is needed")
         replies = await bot.press(LYNNE, manager, "request.manager.decline")
         assert "Reason for declining: this is required." in replies[-1].text
         await bot.press(LYNNE, manager, "request.manager.decline", decline_reason="Single-agency supervision first.")
         stored = await bot.services.cases.get(case.id)
         assert stored.state is CaseState.DECLINED and stored.decline_reason == "Single-agency supervision first."
-        assert "Single-agency supervision first." in str(personal_cards(bot, ALEX)[-1])
+        card_with(personal_cards(bot, ALEX), "Single-agency supervision first.")
         assert bot.channel_posts() == []
     finally:
         await bot.harness.stop()
