@@ -12,7 +12,7 @@ from bot.services import Services
 from bot.turn import Turn, card_activity
 from cards.action_items import action_card, answered_card, board_card, my_actions_card
 from cards.base import card, text, title
-from dialogs.record import catalogue, facilitator_contacts, profile_for, send_personal, user_id_for
+from dialogs.record import catalogue, facilitator_contacts, need, profile_for, send_personal, user_id_for
 from supervision.action_items import ActionItem, ActionItems, Update, item_reminders
 from supervision.catalogue import Catalogue
 from supervision.clock import format_uk_date, uk_today
@@ -111,7 +111,7 @@ def register(router: Router, services: Services) -> list[Any]:
     # --- the owner's card (Action.Execute, replaced in place) ---------------------------------
     async def answer(turn: Turn, kind: Update, note_field: str) -> None:
         assert turn.action is not None
-        case_id, item_id = turn.action.id("case_id"), turn.action.id("item_id")
+        case_id, item_id = need(turn, "case_id"), need(turn, "item_id")
         values = {k: turn.action.input(k) for k in ("done_note", "new_due", "new_due_reason", "cannot_reason")}
         try:
             item = await items.update(turn.actor, case_id, item_id, kind, note=values.get(note_field, ""),
@@ -137,7 +137,7 @@ def register(router: Router, services: Services) -> list[Any]:
 
     async def open_one(turn: Turn) -> None:
         assert turn.action is not None
-        _, item = await items.view(turn.actor, turn.action.id("case_id"), turn.action.id("item_id"))
+        _, item = await items.view(turn.actor, need(turn, "case_id"), need(turn, "item_id"))
         await turn.send_card(action_card(turn.t, item, today()), turn.t("actions.card.title", reference=item.reference))
 
     router.command("my actions", mine)

@@ -10,7 +10,7 @@ from bot.routing import Router
 from bot.services import Services
 from bot.turn import Turn
 from cards.concerns import concern_card, concern_form, concern_raised_card
-from dialogs.record import catalogue, facilitator_contacts, profile_for, send_personal
+from dialogs.record import catalogue, facilitator_contacts, need, profile_for, send_personal
 from supervision.catalogue import Catalogue
 from supervision.concerns import Concerns, concern_work
 from supervision.duework import DueWork, RunContext
@@ -71,7 +71,7 @@ def register(router: Router, services: Services) -> list[Any]:
 
     async def resolve(turn: Turn) -> None:
         assert turn.action is not None
-        case_id, concern_id = turn.action.id("case_id"), turn.action.id("item_id")
+        case_id, concern_id = need(turn, "case_id"), need(turn, "item_id")
         try:
             concern = await concerns.resolve(turn.actor, case_id, concern_id, turn.action.input("resolution"),
                                              named_lead_email=lead_email)

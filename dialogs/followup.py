@@ -9,7 +9,7 @@ from bot.routing import Router
 from bot.services import Services
 from bot.turn import Turn
 from cards.followup import followup_card, followup_done_card
-from dialogs.record import catalogue, profile_for, send_personal
+from dialogs.record import catalogue, need, profile_for, send_personal
 from supervision.catalogue import Catalogue
 from supervision.clock import uk_local
 from supervision.duework import DueWork, RunContext
@@ -61,7 +61,7 @@ def register(router: Router, services: Services) -> list[Any]:
 
     async def submit(turn: Turn) -> None:
         assert turn.action is not None
-        case_id = turn.action.id("case_id")
+        case_id = need(turn, "case_id")
         values = {k: turn.action.input(k) for k in ("outcomes", "what_changed", "plan_moved_on", "child_involved",
                                                     "family_involved", "views")}
         try:

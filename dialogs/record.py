@@ -12,6 +12,7 @@ from typing import Any
 from bot.routing import Router
 from bot.services import Services
 from bot.turn import Turn, card_activity
+from cards.actions import CardPayloadError
 from cards.record import (
     field_label,
     full_record_card,
@@ -27,7 +28,7 @@ from documents.record_docx import DOCX_TYPE, DocSection, RecordDocument, render_
 from supervision.catalogue import Catalogue
 from supervision.clock import format_uk_date, uk_today
 from supervision.duework import DueWork, RunContext
-from supervision.errors import Forbidden, NotFound, ValidationFailed
+from supervision.errors import DomainError, Forbidden, NotFound, ValidationFailed
 from supervision.models import Case, Role
 from supervision.ports import DomainEvent
 from supervision.profile import Profile
@@ -50,6 +51,16 @@ DOC_TTL = timedelta(days=14)
 
 
 # --- shared helpers for my features ------------------------------------------------------------
+def need(turn: Turn, name: str) -> str:
+    """An id the card must carry; a stale or tampered card gets the polite card-payload message."""
+    if turn.action is None:
+        raise DomainError("no card action", key="error.card_payload")
+    try:
+        return turn.action.id(name)
+    except CardPayloadError:
+        raise DomainError("card without " + name, key="error.card_payload") from None
+
+
 def profile_for(services: Services, case: Case) -> Profile:
     return services.profiles.get(case.profile_id) or services.profile()
 
@@ -216,7 +227,7 @@ def register(router: Router, services: Services) -> list[Any]:
 
     async def open_(turn: Turn) -> None:
         assert turn.action is not None
-        case_id = turn.action.id("case_id")
+        case_id = need(turn, "case_id")
         if not turn.is_personal:
             await open_privately(turn, case_id)
             return
@@ -225,18 +236,18 @@ def register(router: Router, services: Services) -> list[Any]:
 
     async def save(turn: Turn) -> None:
         assert turn.action is not None
-        case, doc = await uc.save(turn.actor, turn.action.id("case_id"), turn.action.inputs)
+        case, doc = await uc.save(turn.actor, need(turn, "case_id"), turn.action.inputs)
         await turn.send_text(turn.t("record.saved"))
         await send_form(turn, case, doc)
 
     async def add_action(turn: Turn) -> None:
         assert turn.action is not None
-        case, doc = await uc.save(turn.actor, turn.action.id("case_id"), turn.action.inputs, add_row=True)
+        case, doc = await uc.save(turn.actor, need(turn, "case_id"), turn.action.inputs, add_row=True)
         await send_form(turn, case, doc)
 
     async def publish_(turn: Turn, full: bool) -> None:
         assert turn.action is not None
-        case_id = turn.action.id("case_id")
+        case_id = need(turn, "case_id")
         try:
             result = await (uc.publish if full else uc.send_actions)(turn.actor, case_id, turn.action.inputs)
         except ValidationFailed as failed:

@@ -177,3 +177,22 @@ async def test_when_held_the_offer_and_then_the_summary_go_to_the_meeting_chat(h
     summaries = harness.connector.messages(chat)
     assert len(summaries) == 1 and "Session summary" in texts(summaries[0].body)
     assert find_identifiers(texts(summaries[0].body), IDENTIFIERS) == []
+
+
+MY_VERBS = ["record.start", "record.open", "record.save", "record.add_action", "record.send_actions",
+            "record.publish", "actions.mine", "actions.open", "actions.done", "actions.new_date", "actions.cannot",
+            "followup.submit", "concern.start", "concern.submit", "concern.resolve", "tracker.show"]
+
+
+@pytest.mark.parametrize("verb", MY_VERBS)
+async def test_stale_or_tampered_payloads_to_every_verb_answer_politely(harness: BotHarness, verb: str):
+    await harness.parts.services.cases.create(held_case())
+    payloads = ({}, {"case_id": "nope"}, {"case_id": "case-rec-1"}, {"case_id": "case-rec-1", "item_id": "zz"},
+                {"case_id": "case-rec-1", "action_rows": "999", "held_on": 5, "themes": "a,b,99"},
+                {"case_id": "case-rec-1", "item_id": "s1a1", "new_due": "x", "done_note": True})
+    for extra in payloads:
+        status, _ = await harness.post(harness.activity(ADELE, value={"verb": verb, **extra}, replyToId="card-1"))
+        assert status == 200, (extra, status)
+        status, body = await harness.execute(ADELE, verb, extra)
+        assert status == 200 and body["statusCode"] == 200, (extra, status, body)
+    assert not [s for s in harness.connector.sent if "quote reference" in s.text], "no turn failed"
