@@ -219,9 +219,10 @@ def timeline_png(merged: MergedChronology, *, title: str = "", dpi: int = 110) -
         axes.axvline(merged.window_end, color="#555555", linestyle=":", linewidth=1)   # type: ignore[arg-type]
         axes.text(merged.window_end, -0.62, " session", fontsize=8, color="#333333", va="top")  # type: ignore[arg-type]
 
+    close_days = max(7, (x_range[1] - x_range[0]).days // 30)   # about a marker and its letter wide
     for point in points:
         style = KIND_STYLE[point.kind]
-        y = point.lane + _jitter(point, points)
+        y = point.lane + _jitter(point, points, close_days)
         if point.approximate:
             axes.plot([point.earliest, point.latest], [y, y], color=style["colour"], linewidth=2,   # type: ignore[arg-type]
                       alpha=0.45, solid_capstyle="butt", zorder=2)
@@ -229,7 +230,8 @@ def timeline_png(merged: MergedChronology, *, title: str = "", dpi: int = 110) -
                      facecolors="white" if point.approximate else style["colour"],
                      edgecolors=style["colour"], linewidths=1.6)
         axes.annotate(point.letter, (mdates.date2num(point.x), y), xytext=(7, 0), textcoords="offset points",
-                      ha="left", va="center", fontsize=7, fontweight="bold", color="#222222")
+                      ha="left", va="center", fontsize=7, fontweight="bold", color="#222222", zorder=4,
+                      bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.8})
 
     locator = mdates.AutoDateLocator(minticks=4, maxticks=12)
     axes.xaxis.set_major_locator(locator)
@@ -262,9 +264,9 @@ def timeline_png(merged: MergedChronology, *, title: str = "", dpi: int = 110) -
                     width_px=width, height_px=height_px)
 
 
-def _jitter(point: TimelinePoint, points: list[TimelinePoint]) -> float:
-    """Points of one lane closer than a week apart are spread a little up and down, so none hides another."""
-    close = [p for p in points if p.lane == point.lane and abs((p.x - point.x).days) < 7]
+def _jitter(point: TimelinePoint, points: list[TimelinePoint], close_days: int = 7) -> float:
+    """Points of one lane closer than ``close_days`` are spread up and down, so none hides another."""
+    close = [p for p in points if p.lane == point.lane and abs((p.x - point.x).days) < close_days]
     if len(close) < 2:
         return 0.0
     index = close.index(point)
