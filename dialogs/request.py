@@ -180,7 +180,15 @@ class RequestFlow:
         await turn.send_text(turn.t("request.cancelled"))
 
     async def add_row(self, turn: Turn) -> None:
-        draft = await self.requests.add_row(turn.actor, _id(turn, "draft_id"), self._step(turn), _inputs(turn))
+        draft_id = _id(turn, "draft_id")
+        try:
+            draft = await self.requests.add_row(turn.actor, draft_id, self._step(turn), _inputs(turn))
+        except ValidationFailed as failed:      # too many rows: show the step again, values kept
+            current = await self.requests.existing_draft(turn.actor)
+            if current is None or current.id != draft_id:
+                raise StaleDraft("no such draft") from None
+            await self._show(turn, current, failed.errors)
+            return
         await self._show(turn, draft)
 
     async def remove_row(self, turn: Turn) -> None:

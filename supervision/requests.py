@@ -451,10 +451,11 @@ class RequestService:
             raise StaleDraft("no rows on this step")
         self._merge(draft, step, inputs)
         rows = rows_of(draft, step)
+        draft.step = step
         if len(rows) >= MAX_ROWS:
+            await self.drafts.save(draft)          # keep what was typed
             raise ValidationFailed([FieldError(step, "request.error.too_many_rows", max=MAX_ROWS)])
         rows.append(new_row_id())
-        draft.step = step
         return await self.drafts.save(draft)
 
     async def remove_row(self, actor: Actor, draft_id: str, step: str, row: str, inputs: Mapping[str, Any]) -> Draft:
@@ -591,7 +592,8 @@ class RequestService:
 
         case, _ = await self.cases.update(case_id, change)
         await self.audit.record(actor=actor.audit_name, action="request.manager_decide", case_id=case.id,
-                                what="endorsed" if endorse else "declined", why=reason or "accountable manager agreed")
+                                what="endorsed" if endorse else "declined",
+                                why="accountable manager's decision (any reason is in the case history)")
         await self._publish("request.submitted" if endorse else "request.declined", case,
                             decided_by="manager")
         return case
@@ -631,7 +633,7 @@ class RequestService:
 
         case, _ = await self.cases.update(case_id, change)
         await self.audit.record(actor=actor.audit_name, action="request.decline", case_id=case.id,
-                                what="declined", why=reason)
+                                what="declined", why="coordinator declined (the reason is in the case history)")
         await self._publish("request.declined", case, decided_by="coordinator")
         return case
 
@@ -649,7 +651,7 @@ class RequestService:
 
         case, _ = await self.cases.update(case_id, change)
         await self.audit.record(actor=actor.audit_name, action="request.ask_info", case_id=case.id,
-                                what="more information requested", why=question)
+                                what="more information requested", why="coordinator asked (the question is in the case history)")
         await self._publish("request.info_requested", case)
         return case
 

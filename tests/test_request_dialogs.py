@@ -493,11 +493,11 @@ async def test_ask_for_more_information_then_the_requester_adds_it_and_it_return
     mark = len(bot.connector.sent)
     replies = await bot.press(MEGAN, decision, "request.ask_info")
     assert "What more information is needed: this is required." in replies[-1].text
-    replies = await bot.press(MEGAN, decision, "request.ask_info", info_question="Which school does he attend now?")
+    replies = await bot.press(MEGAN, decision, "request.ask_info", info_question="Which school does Zebedee attend now?")
     assert replies[-1].text == f"Your question has been sent to the requester of {case.reference}."
     asked = card_with(personal_cards(bot, ALEX, mark), "More information is needed")
     validate_card(asked)
-    assert "Which school does he attend now?" in str(asked)
+    assert "Which school does Zebedee attend now?" in str(asked)
     stored = await bot.services.cases.get(case.id)
     assert stored.state is CaseState.INFO_REQUESTED
     replies = await bot.press(ALEX, asked, "request.provide_info", information="Faketown Primary since September.")
@@ -506,13 +506,15 @@ async def test_ask_for_more_information_then_the_requester_adds_it_and_it_return
     assert stored.state is CaseState.REQUESTED
     assert stored.request.additional_information == ["Faketown Primary since September."]
     assert [t.event for t in stored.history] == ["submit", "request_info", "provide_info"]
-    assert stored.history[1].reason == "Which school does he attend now?"
+    assert stored.history[1].reason == "Which school does Zebedee attend now?"
     back = bot.channel_posts()[-1]
     assert "back in the queue" in str(back.body)
     # the requester cannot decide, and a second answer is refused by the lifecycle
     replies = await bot.press(ALEX, asked, "request.provide_info", information="again")
     assert "can't be done now" in replies[-1].text
     assert_no_identifiers_in_channel(bot, [stored])
+    audit = str(await bot.services.audit.entries())
+    assert find_identifiers(audit, identifiers_of(stored.request)) == []
 
 
 async def test_decline_needs_a_reason_and_tells_the_requester(bot: Bot, validate_card):
@@ -694,3 +696,15 @@ async def test_cheshire_only_the_lead_professional_may_request(make_config, cloc
         assert "Step 5 of 8" in str(card)
     finally:
         await bot.harness.stop()
+
+
+async def test_too_many_rows_is_refused_with_the_values_kept(bot: Bot):
+    card = await begin(bot)
+    card = cards_of(await bot.press(ALEX, card, "request.next", **step_values()["requester"]))[-1]
+    card = cards_of(await bot.press(ALEX, card, "request.next", **CHILD))[-1]
+    for _ in range(30):
+        card = cards_of(await bot.press(ALEX, card, "request.row.add"))[-1]
+    first = row_ids(card, "family")[0]
+    card = cards_of(await bot.press(ALEX, card, "request.row.add", **{f"family.{first}.name": "Mabel Example"}))[-1]
+    assert "Family members: no more than 30 rows." in str(card)
+    assert len(row_ids(card, "family")) == 30 and "Mabel Example" in str(card)
