@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -162,6 +162,7 @@ class TimelinePoint:
     letter: str
     approximate: bool
     outside_window: bool
+    y: float = 0.0            # where it is drawn: its lane, moved a little when a neighbour is close
 
 
 @dataclass
@@ -220,9 +221,10 @@ def timeline_png(merged: MergedChronology, *, title: str = "", dpi: int = 110) -
         axes.text(merged.window_end, -0.62, " session", fontsize=8, color="#333333", va="top")  # type: ignore[arg-type]
 
     close_days = max(7, (x_range[1] - x_range[0]).days // 30)   # about a marker and its letter wide
+    points = [replace(p, y=p.lane + _jitter(p, points, close_days)) for p in points]
     for point in points:
         style = KIND_STYLE[point.kind]
-        y = point.lane + _jitter(point, points, close_days)
+        y = point.y
         if point.approximate:
             axes.plot([point.earliest, point.latest], [y, y], color=style["colour"], linewidth=2,   # type: ignore[arg-type]
                       alpha=0.45, solid_capstyle="butt", zorder=2)

@@ -44,6 +44,18 @@ def test_the_picture_has_one_lane_per_agency_and_every_point():
     assert drawing.x_range is not None and drawing.x_range[0] < date(2024, 11, 10) < drawing.x_range[1]
 
 
+def test_no_point_hides_another():
+    case = scheduled_case()
+    merged = merge(case, [submitted("School", [("10/03/2025", "a", "worry"), ("12/03/2025", "b", "strength"),
+                                               ("14/03/2025", "c", "neutral"), ("20/09/2025", "d", "worry")])],
+                   window_start=WINDOW[0], window_end=WINDOW[1])
+    points = timeline_png(merged).points
+    close = [p for p in points if p.x.month == 3]
+    assert len({p.y for p in close}) == 3                      # three days close together: three heights
+    assert all(abs(p.y - p.lane) <= 0.45 for p in points)      # and each stays in its own lane
+    assert next(p for p in points if p.x.month == 9).y == points[0].lane
+
+
 def test_the_picture_is_a_real_png_of_the_size_it_says():
     drawing = timeline_png(sample())
     assert drawing.png.startswith(b"\x89PNG\r\n\x1a\n")
