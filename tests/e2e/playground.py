@@ -83,6 +83,7 @@ import atexit
 import ctypes
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -105,6 +106,8 @@ FACILITATORS_FILE = E2E / "facilitators.toml"
 PLAYGROUND_BIN = ROOT / "node_modules" / ".bin" / "agentsplayground"
 CARD = "application/vnd.microsoft.card.adaptive"
 GENERAL_CHANNEL = "team-id"
+STARTUP_TIMEOUT = 60.0          # seconds; about 2 s on an idle machine
+LISTENING = re.compile(r"Listening on (\d+)")
 
 
 @dataclass(frozen=True)
@@ -483,7 +486,15 @@ class Stack:
         atexit.register(self.stop)
         try:
             self.proxy.start()
-            self._start_bot()
+            for attempt in range(3):
+                try:
+                    self._start_bot()
+                    break
+                except StackError:
+                    if attempt == 2 or self.bot is None or self.bot.poll() is None:
+                        raise
+                    self.bot_port = free_port()  # another process took the port: try a new one
+                    self.bot_url = f"http://127.0.0.1:{self.bot_port}"
             self._start_playground()
             with urllib.request.urlopen(self.playground_url + "/_internal/v1/testConfig", timeout=5) as r:  # noqa: S310
                 self.config = json.loads(r.read())["config"]
@@ -508,7 +519,7 @@ class Stack:
             self.bot = subprocess.Popen([str(python if python.exists() else "python3"), "-m", "bot"],
                                         cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
                                         start_new_session=True, preexec_fn=_die_with_parent)
-        _wait_http(self.bot_url + "/healthz", 30, self.bot, self.bot_log, expect="ok")
+        _wait_http(self.bot_url + "/healthz", STARTUP_TIMEOUT, self.bot, self.bot_log, expect="ok")
 
     def _start_playground(self) -> None:
         env = dict(os.environ)
@@ -520,7 +531,17 @@ class Stack:
             self.playground = subprocess.Popen(command, cwd=self.workdir, env=env, stdout=log,
                                                stderr=subprocess.STDOUT, start_new_session=True,
                                                preexec_fn=_die_with_parent)
-        _wait_http(self.playground_url + "/_debug/ping", 30, self.playground, self.playground_log, expect="pong")
+        # it takes another port if ours was taken meanwhile: believe what it says it listens on
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while (found := LISTENING.search(_tail(self.playground_log))) is None:
+            if self.playground.poll() is not None or time.monotonic() > deadline:
+                raise StackError(f"the Playground did not start:\n{_tail(self.playground_log)}")
+            time.sleep(0.05)
+        self.playground_port = int(found.group(1))
+        self.playground_url = f"http://127.0.0.1:{self.playground_port}"
+        self.proxy.upstream = self.playground_url
+        _wait_http(self.playground_url + "/_debug/ping", STARTUP_TIMEOUT, self.playground, self.playground_log,
+                   expect="pong")
 
     def stop(self) -> None:
         _stop_process(self.playground)
