@@ -6,6 +6,23 @@ The flow is an explicit table of card verbs (``verbs()``); its state is the draf
 the bot's dialog state), so a saved draft survives a restart. Use cases do the work and the role
 checks; this module turns their results into cards and sends them. Channel posts carry no child
 or family identifiers: only the reference, level of need, agencies, trigger and dates.
+
+```mermaid
+stateDiagram-v2
+    [*] --> draft_found: request (a draft exists)
+    [*] --> risk: request / request.start
+    draft_found --> risk: request.resume / request.restart
+    draft_found --> [*]: request.cancel (draft deleted)
+    risk --> stopped: request.risk yes (route shown, draft deleted, audit says only "stop")
+    risk --> step: request.risk no
+    step --> step: request.next (errors: same step, banner, values kept) / request.back / request.row.add / request.row.remove
+    step --> saved: request.save
+    step --> [*]: request.cancel (draft deleted)
+    step --> submitted: request.submit on the review step (errors: back to the first step with one)
+    submitted --> [*]
+```
+After submission the case moves through ``supervision.lifecycle`` (manager_review -> requested ->
+info_requested/agreed/declined -> facilitators_assigned) by the decision verbs below.
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 and assigning them (Norfolk: two from different agencies, one the lead coordinator)."""
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from supervision.clock import Clock
@@ -112,7 +112,7 @@ def check_choice(profile: Profile, candidates: list[Candidate], chosen: list[str
 
 class FacilitatorService:
     def __init__(self, *, cases: CaseRepository, audit: AuditLog, events: EventSink, clock: Clock,
-                 profiles: dict[str, Profile] | object, roster: Callable[[], Iterable[FacilitatorProfile]],
+                 profiles: Mapping[str, Profile], roster: Callable[[], Iterable[FacilitatorProfile]],
                  find_user_id: Callable[[str], Awaitable[str]] | None = None) -> None:
         self.cases, self.audit, self.events, self.clock = cases, audit, events, clock
         self.profiles = profiles
@@ -120,7 +120,7 @@ class FacilitatorService:
         self.find_user_id = find_user_id
 
     def _profile(self, case: Case) -> Profile:
-        return self.profiles[case.profile_id]  # type: ignore[index,no-any-return]
+        return self.profiles[case.profile_id]
 
     async def _authorize(self, actor: Actor, case: Case, what: str) -> None:
         try:
