@@ -68,7 +68,7 @@ from supervision.duework import DueWork, PermanentDeliveryFailure, RunContext
 from supervision.errors import DomainError, Forbidden, ValidationFailed
 from supervision.models import Case, CaseState, InviteStatus, Role
 from supervision.ports import DomainEvent
-from supervision.roles import Action, case_roles, may
+from supervision.roles import Action, Actor, case_roles, may
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Turn], Awaitable[None]]
@@ -204,6 +204,10 @@ class ChronologyFlow:
         else:
             await self.answer(turn, card, turn.t("chronology.title", agency=chronology.agency))
 
+    @staticmethod
+    def is_lead_professional(actor: Actor, case: Case) -> bool:
+        return Role.LEAD_PROFESSIONAL in case_roles(actor, case)
+
     async def _personal(self, turn: Turn) -> bool:
         if not turn.is_personal:
             await turn.send_text(turn.t("command.not_here", command="chronology"))
@@ -235,7 +239,9 @@ class ChronologyFlow:
                     viewable.append(case)
         await turn.send_card(cases_card(turn.t, rows), turn.t("chronology.mine_title"))
         for case in viewable:
-            if not agencies_of(turn.actor, case):     # facilitators, coordinators: the merged view
+            # facilitators and coordinators (no agency of their own) and the lead professional (the social
+            # worker who merges, where the profile says so) get the merged view too
+            if not agencies_of(turn.actor, case) or self.is_lead_professional(turn.actor, case):
                 await self.send_merged(turn, case.id, new_message=True)
 
     # --- verbs --------------------------------------------------------------------------------------
@@ -275,6 +281,31 @@ class ChronologyFlow:
         chronology = await self.chronologies.submit(turn.actor, case_id, agency)
         await self.show(turn, case_id, agency, notice=turn.t("chronology.submitted", agency=agency,
                                                              count=len(chronology.entries)))
+        await self.tell_social_worker_if_complete(case_id)
+
+    async def tell_social_worker_if_complete(self, case_id: str) -> None:
+        """Where the social worker merges (Gwent), the lead professional is told once every agency
+        asked has submitted, with the merged chronology to check and confirm."""
+        case = await self.services.cases.require(case_id)
+        if self.services.profile(case.profile_id).chronology_merged_by != "social_worker":
+            return
+        if await self.chronologies.missing_agencies(case):
+            return
+        lead = case.request.lead_professional
+        user_id = await self.user_id_for(lead.user_id, lead.email)
+        if not user_id or not await self.chronologies.mark_asked(case, f"merge:{user_id}"):
+            return
+        t = self.catalogue()
+        merged = await self.chronologies.merge_for(case)
+        image, document = await self.merged_links(user_id, case)
+        card = merged_card(t, case, merged, image, document, may_confirm=True)
+        card["body"].insert(1, {"type": "TextBlock", "text": t("chronology.merge_ready"), "wrap": True,
+                                "weight": "Bolder"})
+        if await self.send_to_user(user_id, card, t("chronology.merged_title", reference=case.reference)):
+            await self.services.audit.record(actor=user_id, action="chronology.view", case_id=case.id,
+                                             what="merged chronology", why="all agencies submitted: to merge")
+        else:
+            await self.chronologies.unmark_asked(case, f"merge:{user_id}")
 
     async def reopen(self, turn: Turn) -> None:
         case_id, agency = _id(turn, "case_id"), _agency(turn)
@@ -304,9 +335,7 @@ class ChronologyFlow:
         merged = await self.chronologies.merged(turn.actor, case_id)
         case = await self.services.cases.require(case_id)
         image, document = await self.merged_links(turn.actor.user_id, case)
-        r = case.request
-        keys = {k.lower() for k in (turn.actor.user_id, turn.actor.email) if k}
-        social_worker = bool(keys & ({r.lead_professional.user_id.lower(), r.lead_professional.email.lower()} - {""}))
+        social_worker = self.is_lead_professional(turn.actor, case)
         roles = case_roles(turn.actor, case)
         card = merged_card(turn.t, case, merged, image, document, may_confirm=social_worker,
                            pack_button=bool(roles & {Role.FACILITATOR, Role.COORDINATOR})

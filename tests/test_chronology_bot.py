@@ -377,3 +377,34 @@ async def test_an_invitee_lists_their_chronologies(bot: BotHarness, validate_car
     validate_card(card)
     assert scheduled_case().reference in texts(card) and "Police" in texts(card)
     assert "Draft, 0 entries, due 13 Jan 2026" in texts(card)
+
+
+async def test_in_gwent_the_social_worker_is_asked_to_merge_once_every_agency_has_submitted(
+        make_config, clock, store, validate_card):
+    app = create_app(make_config(DEFAULT_PROFILE="gwent"), clock=clock, store=store, start_background=False)
+    h = await BotHarness(app=app, connector=FakeConnector()).start()
+    lead = User("user-lead", "Lee Lead", email="lee@example.com")
+    try:
+        case = scheduled_case(profile_id="gwent")
+        case.request.invitees = case.request.invitees[:2]                 # School and Police
+        await h.parts.services.cases.create(case)
+        for user in (SCHOOL, POLICE, lead):
+            await h.say(user, "help")
+        for user, agency in ((SCHOOL, "School"), (POLICE, "Police")):
+            await h.submit(user, {"verb": "chronology.add", "case_id": CASE, "agency": agency, "when": "May 2025",
+                                  "what": f"{agency} event", "impact": "", "kind": "worry", "source": ""})
+            before = len(h.connector.sent)
+            await h.submit(user, {"verb": "chronology.submit", "case_id": CASE, "agency": agency})
+        to_lead = [c for s in h.connector.sent[before:] if s.conversation_id == "personal-user-lead" for c in s.cards]
+        assert len(to_lead) == 1                                            # only after the last agency
+        validate_card(to_lead[0])
+        assert T("chronology.merge_ready") in texts(to_lead[0])
+        assert T("chronology.merged_awaiting") in texts(to_lead[0])
+        confirm = next(a["data"] for a in actions_of(to_lead[0]) if a.get("data", {}).get("verb") == "chronology.merge")
+        sent = await h.submit(lead, confirm)
+        assert T("chronology.merge_confirmed") in sent[0].text
+        assert T("chronology.merged_confirmed", by="user-lead") in texts(cards_in(sent))
+        refused = await h.submit(SCHOOL, confirm)
+        assert "Only the lead professional" in refused[-1].text
+    finally:
+        await h.stop()
