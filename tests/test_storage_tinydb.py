@@ -195,6 +195,46 @@ async def test_half_written_temporary_files_are_cleared_at_start(tmp_path: Path)
         await store.close()
 
 
+async def test_journal_entries_not_yet_applied_are_applied_at_start(tmp_path: Path) -> None:
+    """What a kill between the journal flush (the acknowledgement) and the file write leaves behind."""
+    store = TinyDBStore(tmp_path / "data")
+    await store.put("cases", "c1", {"v": 1})
+    await store.append("audit", {"i": 1})
+    await store.close()                               # checkpoint: the journal is empty now
+    assert (tmp_path / "data" / "journal.jsonl").stat().st_size == 0
+    lines = [
+        {"op": "put", "c": "cases", "k": "c1", "r": {"key": "c1", "etag": '"e2"', "data": {"v": 2}}},
+        {"op": "put", "c": "cases", "k": "c2", "r": {"key": "c2", "etag": '"e3"', "data": {"v": 1}}},
+        {"op": "append", "log": "audit", "seg": 0, "id": 1, "r": {"i": 1}},     # applied already: not twice
+        {"op": "append", "log": "audit", "seg": 0, "id": 2, "r": {"i": 2}},
+        {"op": "del", "c": "cases", "k": "c2"},
+        {"op": "put", "c": "cases", "k": "c3", "r": {"key": "c3", "etag": '"e4"', "data": {"v": 3}}},
+    ]
+    raw = "".join(json.dumps(line) + "\n" for line in lines) + '{"op": "put", "c": "cases", "k": "c4", "r": {"ke'
+    (tmp_path / "data" / "journal.jsonl").write_text(raw)          # the last line torn: never acknowledged
+    store = TinyDBStore(tmp_path / "data")
+    try:
+        assert (await store.get("cases", "c1")) == tinydb_store.Stored({"v": 2}, '"e2"')
+        assert await store.keys("cases") == ["c1", "c3"]
+        assert [r async for r in store.read_log("audit")] == [{"i": 1}, {"i": 2}]
+        assert (tmp_path / "data" / "journal.jsonl").stat().st_size == 0
+        await store.append("audit", {"i": 3})
+        assert [r["i"] async for r in store.read_log("audit")] == [1, 2, 3]
+    finally:
+        await store.close()
+
+
+async def test_checkpoint_empties_the_journal_when_it_grows(tmp_path: Path) -> None:
+    store = TinyDBStore(tmp_path / "data", checkpoint_bytes=10_000)
+    try:
+        for i in range(30):
+            await store.put("cases", f"c{i}", {"text": "x" * 1000})
+        assert store.journal.size < 10_000 + 1200
+        assert len(await store.keys("cases")) == 30
+    finally:
+        await store.close()
+
+
 # --- bounded cost ---------------------------------------------------------------------------------
 async def test_an_operation_reads_one_small_file_not_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = TinyDBStore(tmp_path / "data")
