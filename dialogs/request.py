@@ -438,13 +438,25 @@ def verbs(flow: RequestFlow) -> dict[str, Handler]:
     }
 
 
+def answered_in_chat(handler: Handler) -> Handler:
+    """These cards use Action.Submit; if a client sends one of the verbs as Action.Execute instead,
+    the answer still goes to the chat, and the invoke says so (rather than a generic error)."""
+
+    async def run(turn: Turn) -> None:
+        await handler(turn)
+        if turn.activity.type == "invoke" and turn.invoke_response is None:
+            turn.answer_with_message(turn.t("request.answered_in_chat"))
+
+    return run
+
+
 def register(router: Router, services: Services) -> list[Dialog]:
     requests, facilitators = build_services(services)
     flow = RequestFlow(services, requests, facilitators)
     services.features["request.flow"] = flow
     router.command("request", flow.start)
     for verb, handler in verbs(flow).items():
-        router.verb(verb, handler)
+        router.verb(verb, answered_in_chat(handler))
     services.events.on("request.submitted", flow.on_submitted)
     services.events.on("request.manager_review", flow.on_manager_review)
     services.events.on("request.info_requested", flow.on_info_requested)

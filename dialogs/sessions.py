@@ -7,7 +7,7 @@ from bot.routing import Router
 from bot.services import Services
 from bot.turn import Turn
 from cards.sessions import sessions_card
-from dialogs.request import build_services
+from dialogs.request import answered_in_chat, build_services
 from supervision.roles import case_roles
 
 
@@ -23,5 +23,5 @@ def register(router: Router, services: Services) -> list[Dialog]:
         await turn.send_card(sessions_card(turn.t, rows), turn.t("request.sessions.title"))
 
     router.command("my sessions", mine, aliases=("my cases",))
-    router.verb("sessions.mine", mine)
+    router.verb("sessions.mine", answered_in_chat(mine))
     return []

@@ -102,3 +102,4 @@ async def test_random_invokes_answer_200_with_a_message_or_card(prepared, payloa
     assert isinstance(body, dict) and body.get("statusCode") == 200, body
     assert body["type"] in ("application/vnd.microsoft.activity.message", "application/vnd.microsoft.card.adaptive")
     assert TURN_ERROR not in str(body.get("value"))
+    assert body.get("value") != T("error.domain"), "every verb answers an invoke with something specific"
