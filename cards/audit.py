@@ -59,4 +59,4 @@ def audit_card(t: Callable[..., str], entries: list[dict[str, Any]], *, filter_t
         actions += [{"type": "Action.OpenUrl", "title": label, "url": url} for label, url in links]
     else:
         body.append(text(t("audit.no_downloads"), subtle=True))
-    return card(body, actions)
+    return card(body, actions, full_width=False)   # the Playground flags full width as unsupported
