@@ -18,7 +18,7 @@ run: $(PIP_STAMP)
 test: $(PIP_STAMP) e2e-deps
 	$(PY) -m pytest -q
 
-test-fast: $(PIP_STAMP)
+test-fast: $(PIP_STAMP) $(NODE_STAMP)
 	$(PY) -m pytest -q -m "not e2e and not browser and not azurite"
 
 deps: $(PIP_STAMP)

@@ -7,7 +7,9 @@ SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 Json = dict[str, Any]
 
 
-def card(body: list[Json], actions: list[Json] | None = None, *, full_width: bool = True) -> Json:
+def card(body: list[Json], actions: list[Json] | None = None, *, full_width: bool = False) -> Json:
+    """An Adaptive Card 1.5. Full width (a Teams-only msteams key) is opt-in: the Agents Playground
+    flags it as unsupported."""
     result: Json = {"type": "AdaptiveCard", "$schema": SCHEMA, "version": "1.5", "body": body}
     if actions:
         result["actions"] = actions
