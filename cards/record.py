@@ -276,7 +276,7 @@ def full_record_card(t: Catalogue, case: Case, profile: Profile, record: Session
 
 def published_card(t: Catalogue, case: Case, *, full: bool, action_count: int, attendees: int,
                    summary_posted: bool, further: bool, document_url: str = "",
-                   timeliness: list[tuple[str, date, bool]] | None = None) -> Json:
+                   timeliness: list[tuple[str, date, bool]] | None = None, learning_goes_to: str = "") -> Json:
     """``timeliness``: (what, deadline, met) for the actions and, when published, the minutes."""
     lines = [text(t("record.done.actions", count=action_count))]
     for what, due, met in timeliness or []:
@@ -287,6 +287,8 @@ def published_card(t: Catalogue, case: Case, *, full: bool, action_count: int, a
         lines.append(text(t("record.done.summary_posted") if summary_posted else t("record.done.summary_nowhere")))
         if further:
             lines.append(text(t("record.done.further")))
+        if learning_goes_to:
+            lines.append(text(t("record.done.learning", to=learning_goes_to), subtle=True))
     else:
         lines.append(text(t("record.done.minutes_next")))
     actions: list[Json] = []

@@ -276,7 +276,8 @@ def register(router: Router, services: Services) -> list[Any]:
                                             attendees=len(people), timeliness=timeliness,
                                             summary_posted=bool(result.stored.summary_conversation_id
                                                                 or services.config.coordinator_conversation_id),
-                                            further=result.further_session_started, document_url=url),
+                                            further=result.further_session_started, document_url=url,
+                                            learning_goes_to=profile_for(services, result.case).learning_goes_to),
                              turn.t("record.done.title", reference=result.case.reference))
 
     async def send_actions(turn: Turn) -> None:

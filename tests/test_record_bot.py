@@ -58,6 +58,7 @@ async def test_record_from_the_meeting_chat_to_published(harness: BotHarness, cl
     assert any("Record sent" in texts(c) for c in done)
     assert any("Actions went out within the deadline (Thu 05 Mar 2026)" in texts(c) for c in done)
     assert any("published within the minutes deadline (Tue 31 Mar 2026)" in texts(c) for c in done)
+    assert any("goes to the BSCP Quality Practice Group and the partnership learning log" in texts(c) for c in done)
 
     chat = [s for s in sent if s.conversation_id == MEETING_CHAT]
     assert len(chat) == 1 and "Session summary" in texts(chat[0].cards[0])
