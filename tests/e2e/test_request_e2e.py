@@ -170,3 +170,28 @@ def _facts(message: BotMessage) -> list[dict]:
 
     walk(message.card or {})
     return found
+
+
+async def test_zz_no_case_identifiers_in_any_shared_activity_so_far(playground: PlaygroundClient,
+                                                                   stack: Stack) -> None:
+    """Every case in the shared stack's store (whoever made it), against every activity the bot has
+    sent to a channel or group chat in this session: no child or family name, date of birth or
+    address. (Runs last in this module; the request test above made at least one case.)"""
+    import json
+
+    from supervision.codec import from_data
+    from supervision.models import Case, find_identifiers, identifiers_of
+    from tests.e2e.playground import shared_activities
+
+    cases = []
+    for path in sorted((stack.data_dir / "docs" / "cases").glob("*.json")):
+        for record in json.loads(path.read_text())["_default"].values():
+            cases.append(from_data(Case, record["data"]))
+    assert cases, "the request test made a case"
+    # name parts shared with the synthetic email domain (example.com) are not identifiers of anyone
+    identifiers = sorted({i for c in cases for i in identifiers_of(c.request) if i.lower() != "example"},
+                         key=len, reverse=True)
+    shared = shared_activities(stack)
+    assert shared, "the coordinators' channel got posts"
+    leaks = {m.seq: find_identifiers(json.dumps(m.activity, ensure_ascii=False), identifiers) for m in shared}
+    assert {seq: hits for seq, hits in leaks.items() if hits} == {}
