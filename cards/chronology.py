@@ -36,7 +36,8 @@ from supervision.chronology import (
 from supervision.clock import format_uk_date
 from supervision.models import Case
 
-MAX_LISTED = 25          # entries shown in the editor; the document has them all
+PAGE_SIZE = 10           # entries listed per page of the editor (a Teams card must stay under about 28 KB)
+LIST_TEXT = 160          # characters of each entry's text shown in the list
 KIND_SIGN = {Kind.STRENGTH: "▲", Kind.WORRY: "✖", Kind.NEUTRAL: "●"}
 
 
@@ -106,10 +107,16 @@ def entry_form(t: Catalogue, case: Case, agency: str, *, entry: Entry | None = N
     ]
 
 
+def short(value: str, limit: int = LIST_TEXT) -> str:
+    value = value.strip()
+    return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
+
+
 def _entry_row(t: Catalogue, case: Case, agency: str, entry: Entry, editable: bool) -> Json:
-    lines = [text(f"**{entry.when.marked()}** · {kind_label(t, entry.kind)}"), text(entry.what)]
+    # listed briefly (a Teams card must stay under about 28 KB); the full text is in the edit form and document
+    lines = [text(f"**{entry.when.marked()}** · {kind_label(t, entry.kind)}"), text(short(entry.what))]
     if entry.impact:
-        lines.append(text(t("chronology.impact_line", impact=entry.impact), subtle=True))
+        lines.append(text(t("chronology.impact_line", impact=short(entry.impact)), subtle=True))
     if entry.source != agency:
         lines.append(text(t("chronology.source_line", source=entry.source), subtle=True))
     columns: list[Json] = [{"type": "Column", "width": "stretch", "items": lines}]
@@ -127,8 +134,9 @@ def _entry_row(t: Catalogue, case: Case, agency: str, entry: Entry, editable: bo
 def chronology_card(t: Catalogue, case: Case, chronology: AgencyChronology, dates: ChronologyDates,
                     templates: TemplateLinks, *, editing: Entry | None = None,
                     values: Mapping[str, Any] | None = None, errors: list[str] | None = None,
-                    notice: str = "") -> Json:
-    """The agency's chronology: its entries, a form to add (or edit) one, submit, upload, templates."""
+                    notice: str = "", page: int = 0) -> Json:
+    """The agency's chronology: its entries (a page of them, in date order), a form to add (or edit)
+    one, submit, upload, templates."""
     agency = chronology.agency
     editable = not chronology.submitted
     body: list[Json] = [title(t("chronology.title", agency=agency)), _due_facts(t, case, agency, dates)]
@@ -142,10 +150,20 @@ def chronology_card(t: Catalogue, case: Case, chronology: AgencyChronology, date
     entries = sorted(chronology.entries, key=lambda e: (e.when.sort_date, e.id))
     if not entries:
         body.append(text(t("chronology.no_entries"), subtle=True))
-    for entry in entries[:MAX_LISTED]:
+    pages = max(1, -(-len(entries) // PAGE_SIZE))
+    page = min(max(page, 0), pages - 1)
+    for entry in entries[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]:
         body.append(_entry_row(t, case, agency, entry, editable))
-    if len(entries) > MAX_LISTED:
-        body.append(text(t("chronology.more_entries", count=len(entries) - MAX_LISTED), subtle=True))
+    if pages > 1:
+        body.append(text(t("chronology.page", page=page + 1, pages=pages, count=len(entries)), subtle=True))
+        paging = []
+        if page > 0:
+            paging.append(submit(t("chronology.button_earlier"), "chronology.open",
+                                 _ids(case, agency, page=str(page - 1)), validate=False))
+        if page < pages - 1:
+            paging.append(submit(t("chronology.button_later"), "chronology.open",
+                                 _ids(case, agency, page=str(page + 1)), validate=False))
+        body.append({"type": "ActionSet", "actions": paging})
     actions: list[Json] = []
     if editable:
         if editing is not None:

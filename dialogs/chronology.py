@@ -33,6 +33,7 @@ from bot.services import Services
 from bot.turn import Turn, card_activity
 from cards.actions import CardPayloadError
 from cards.chronology import (
+    PAGE_SIZE,
     TemplateLinks,
     ask_card,
     cases_card,
@@ -95,6 +96,11 @@ def _agency(turn: Turn) -> str:
     if not agency:
         raise BadPayload("missing agency")
     return agency
+
+
+def _page(turn: Turn) -> int:
+    raw = turn.action.input("page") if turn.action else ""
+    return int(raw) if raw.isdigit() else 0
 
 
 def _form(turn: Turn) -> dict[str, Any]:
@@ -193,12 +199,16 @@ class ChronologyFlow:
 
     async def show(self, turn: Turn, case_id: str, agency: str, *, editing_id: str = "",
                    values: dict[str, Any] | None = None, errors: list[str] | None = None, notice: str = "",
-                   new_message: bool = False) -> None:
+                   new_message: bool = False, page: int | None = None, focus_id: str = "") -> None:
         case, chronology = await self.chronologies.open(turn.actor, case_id, agency)
         editing = chronology.entry(editing_id) if editing_id else None
+        ordered = [e.id for e in sorted(chronology.entries, key=lambda e: (e.when.sort_date, e.id))]
+        focus = editing_id or focus_id
+        if page is None:       # the page of the entry being edited or just added, else the page asked for
+            page = ordered.index(focus) // PAGE_SIZE if focus in ordered else _page(turn)
         card = chronology_card(turn.t, case, chronology, self.dates(case),
                                await self.templates(turn.actor.user_id, case.id, chronology.agency),
-                               editing=editing, values=values, errors=errors, notice=notice)
+                               editing=editing, values=values, errors=errors, notice=notice, page=page)
         if new_message:
             await turn.send_card(card, turn.t("chronology.title", agency=chronology.agency))
         else:
@@ -256,7 +266,8 @@ class ChronologyFlow:
             await self.show(turn, case_id, agency, values=values,
                             errors=field_errors(turn.t, failed))
             return
-        await self.show(turn, case_id, agency, notice=turn.t("chronology.added", when=entry.when.marked()))
+        await self.show(turn, case_id, agency, notice=turn.t("chronology.added", when=entry.when.marked()),
+                        focus_id=entry.id)
 
     async def edit(self, turn: Turn) -> None:
         await self.show(turn, _id(turn, "case_id"), _agency(turn), editing_id=_id(turn, "item_id"))
@@ -269,7 +280,8 @@ class ChronologyFlow:
             await self.show(turn, case_id, agency, editing_id=entry_id, values=values,
                             errors=field_errors(turn.t, failed))
             return
-        await self.show(turn, case_id, agency, notice=turn.t("chronology.saved", when=entry.when.marked()))
+        await self.show(turn, case_id, agency, notice=turn.t("chronology.saved", when=entry.when.marked()),
+                        focus_id=entry.id)
 
     async def remove(self, turn: Turn) -> None:
         case_id, agency = _id(turn, "case_id"), _agency(turn)

@@ -408,3 +408,50 @@ async def test_in_gwent_the_social_worker_is_asked_to_merge_once_every_agency_ha
         assert "Only the lead professional" in refused[-1].text
     finally:
         await h.stop()
+
+
+async def test_the_editor_card_stays_small_with_a_long_chronology(bot: BotHarness, validate_card):
+    import json
+
+    service = bot.parts.services.features["chronology"]
+    school = bot.parts.services.actor("user-school")
+    long_text = "Attendance and punctuality discussed at length with mum and the learning mentor. " * 24
+    rows = [["Date", "What happened", "Impact on the child", "Strength, worry or neutral"]]
+    rows += [[f"{day:02d}/03/2025", f"{day} {long_text}"[:1990], long_text[:1990], "worry"] for day in range(1, 31)]
+    result = await service.import_rows(school, CASE, "School", rows)
+    assert len(result.entries) == 30
+    card = chronology_cards(await press(bot, SCHOOL, "chronology.open", agency="School"), "School")[-1]
+    validate_card(card)
+    assert len(json.dumps(card)) < 28_000                      # Teams' limit for a card message
+    assert T("chronology.page", page=1, pages=3, count=30) in texts(card)
+    later = next(a["data"] for a in actions_of(card) if a["title"] == T("chronology.button_later"))
+    card = chronology_cards(await bot.submit(SCHOOL, later), "School")[-1]
+    validate_card(card)
+    assert T("chronology.page", page=2, pages=3, count=30) in texts(card)
+    assert "**11 Mar 2025**" in texts(card) and "**10 Mar 2025**" not in texts(card)
+    assert len(json.dumps(card)) < 28_000
+
+
+async def test_template_links_serve_the_agencys_template(bot: BotHarness, clock):
+    from openpyxl import load_workbook
+
+    for user in (SCHOOL, POLICE):
+        await bot.say(user, "help")
+    before = len(bot.connector.sent)
+    await bot.parts.services.events.publish(DomainEvent("session.scheduled", CASE, clock.now(), {}))
+    ask = next(c for s in bot.connector.sent[before:] if s.conversation_id == "personal-user-school"
+               for c in s.cards if T("chronology.ask_title") in texts(c))
+    links = {a["title"]: a["url"] for a in actions_of(ask) if a["type"] == "Action.OpenUrl"}
+    assert bot.client is not None
+    got = await bot.client.get(urlparse(links[T("chronology.button_template_xlsx")]).path)
+    assert got.status == 200
+    book = load_workbook(io.BytesIO(await got.read()))
+    assert [c.value for c in book["Chronology"][1]][:2] == ["Date", "What happened"]
+    assert "School" in str(book["How to fill this in"]["A1"].value)
+    got = await bot.client.get(urlparse(links[T("chronology.button_template_csv")]).path)
+    assert got.status == 200 and (await got.read()).decode("utf-8-sig").startswith("Date,What happened")
+    # the same link made for the School invitee is refused when its agency is not theirs
+    downloads = bot.parts.services.downloads
+    forged_for_police = await downloads.link(user_id="user-police", case_id=CASE, kind="chronology.template.csv",
+                                             arg="School")
+    assert (await bot.client.get(urlparse(forged_for_police).path)).status == 403
