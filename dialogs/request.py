@@ -244,7 +244,7 @@ class RequestFlow:
             return
         sent = await self.send_to_user(turn.actor.user_id, card, turn.t("request.decision.title", reference=case.reference))
         await turn.send_text(turn.t("request.channel.sent_to_you", reference=case.reference) if sent
-                             else turn.t("request.not_personal"))
+                             else turn.t("request.channel.could_not_send"))
 
     async def _decide(self, turn: Turn, decide: Callable[[], Awaitable[Case]]) -> Case | None:
         if not await self._personal(turn):

@@ -708,3 +708,15 @@ async def test_too_many_rows_is_refused_with_the_values_kept(bot: Bot):
     card = cards_of(await bot.press(ALEX, card, "request.row.add", **{f"family.{first}.name": "Mabel Example"}))[-1]
     assert "Family members: no more than 30 rows." in str(card)
     assert len(row_ids(card, "family")) == 30 and "Mabel Example" in str(card)
+
+
+async def test_open_says_so_when_the_coordinator_cannot_be_reached_in_personal_chat(bot: Bot):
+    case, _ = await submit_request(bot)
+
+    async def unreachable(*args: Any, **kwargs: Any) -> str:
+        raise LookupError("no conversation")
+
+    bot.services.proactive.send_to_user = unreachable
+    replies = await open_in_channel(bot, MEGAN, case)
+    assert "couldn't reach you in a personal chat" in replies[-1].text
+    assert_no_identifiers_in_channel(bot, [case])
