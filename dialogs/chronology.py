@@ -413,7 +413,8 @@ class ChronologyFlow:
 
     # --- reminders --------------------------------------------------------------------------------------
     def due_work(self, case: Case) -> list[DueWork]:
-        if case.state not in SCHEDULED_STATES or case.session.starts_at is None:
+        if case.state not in SCHEDULED_STATES or case.session.starts_at is None \
+                or case.profile_id not in self.services.profiles:
             return []
         profile = self.services.profile(case.profile_id)
         dates = self.dates(case)

@@ -105,7 +105,8 @@ class PackFlow:
 
     # --- due work ----------------------------------------------------------------------------------
     def due_work(self, case: Case) -> list[DueWork]:
-        if case.state not in SCHEDULED_STATES or case.session.starts_at is None:
+        if case.state not in SCHEDULED_STATES or case.session.starts_at is None \
+                or case.profile_id not in self.services.profiles:
             return []
         dates = self.chronology.dates(case)
         if dates.pack is None:

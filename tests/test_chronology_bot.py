@@ -303,6 +303,7 @@ async def test_the_session_pack_goes_to_the_facilitators_with_picture_document_e
     assert [s.conversation_id for s, _ in packs] == ["personal-user-fac"]       # attendees: not in Bolton
     pack = packs[0][1]
     validate_card(pack)
+    assert len(__import__("json").dumps(pack)) < 28_000          # Teams' limit for a card message
     shown = texts(pack)
     for expected in ("Drift: attendance falling", "Zebedee says he likes his teaching assistant",
                      "Mum wants help with housing", "Agencies included", "School", "Health visiting, Police",
