@@ -314,8 +314,11 @@ def channel_card(t: Catalogue, case: Case, agreement_deadline: date, note: str =
     pairs = [(t(s + "reference"), case.reference), (t(s + "state"), t(f"states.{case.state.value}")),
              (t(s + "level_of_need"), r.level_of_need),
              (t(s + "agencies"), ", ".join(r.agencies)),
-             (t(s + "trigger"), _label(t, "request.trigger", r.trigger)),
-             (t(s + "agreement_deadline"), _date(agreement_deadline))]
+             (t(s + "trigger"), _label(t, "request.trigger", r.trigger))]
+    if case.session_due:
+        pairs.append((t(s + "session_due"), _date(case.session_due)))
+    else:
+        pairs.append((t(s + "agreement_deadline"), _date(agreement_deadline)))
     body = [title(t("request.channel.title", reference=case.reference))]
     if note:
         body.append(text(note, weight="Bolder"))

@@ -374,8 +374,8 @@ class RequestFlow:
         t = self.catalogue()
         await self.send_to_user(case.request.requester.user_id, decided_card(t, case, "agreed"),
                                 t("request.decision.agreed_title", reference=case.reference))
-        await self.send_to_coordinators(channel_note_card(t, t("request.channel.decided", reference=case.reference,
-                                                                 decision=t("request.decision.agreed"))))
+        note = t("request.channel.decided", reference=case.reference, decision=t("request.decision.agreed"))
+        await self.send_to_coordinators(channel_card(t, case, self.requests.agreement_deadline(case), note), note)
 
     async def on_declined(self, event: DomainEvent) -> None:
         case = await self._event_case(event)

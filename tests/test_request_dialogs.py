@@ -555,6 +555,9 @@ async def test_agree_starts_the_clock_and_facilitators_are_assigned(bot: Bot, va
     assert "Gerry Sameteam (Education): in the same team as an invitee" in shown
     told = card_with(personal_cards(bot, ALEX, mark), "is agreed")
     assert "is agreed" in str(told) and "Mon 26 Jan 2026" in str(told)
+    agreed_post = bot.channel_posts()[-1]
+    assert "agreed" in str(agreed_post.body) and "Session due by" in str(agreed_post.body)
+    assert "Mon 26 Jan 2026" in str(agreed_post.body)
     replies = await bot.press(MEGAN, picker, "request.facilitators.assign", facilitators="otto@example.com")
     assert "choose only eligible facilitators" in str(cards_of(replies)[-1])
     mark = len(bot.connector.sent)
