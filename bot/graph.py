@@ -222,10 +222,14 @@ class GraphCalendar:
             window_end = min(end, window_start + MAX_SCHEDULE_WINDOW)
             body = GetSchedulePostRequestBody(schedules=list(emails), start_time=_graph_time(window_start),
                                               end_time=_graph_time(window_end), availability_view_interval=30)
-            config = RequestConfiguration()
+            config: RequestConfiguration[Any] = RequestConfiguration()
             config.headers.add("Prefer", 'outlook.timezone="UTC"')
             schedule = self.client.users.by_user_id(self.organiser).calendar.get_schedule
-            answer = await self._call("find_busy", lambda s=schedule, b=body, c=config: s.post(b, request_configuration=c))
+
+            async def ask(s: Any = schedule, b: Any = body, c: Any = config) -> Any:
+                return await s.post(b, request_configuration=c)
+
+            answer = await self._call("find_busy", ask)
             for info in (answer.value if answer and answer.value else []):
                 key = next((e for e in emails if e.lower() == (info.schedule_id or "").lower()), None)
                 if key is None or info.error is not None:

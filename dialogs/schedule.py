@@ -70,6 +70,10 @@ log = logging.getLogger(__name__)
 ICS_KIND = "session.ics"
 
 
+def _when(case: Case) -> str:
+    return format_uk_datetime(case.session.starts_at) if case.session.starts_at else "-"
+
+
 def _inputs(turn: Turn) -> dict[str, Any]:
     return dict(turn.action.inputs) if turn.action else {}
 
@@ -293,8 +297,10 @@ class ScheduleFlow:
             await self._reply(turn, card)
             return
         if turn.actor.user_id:
-            await self.scheduling.records.update(
-                case.id, lambda r: r.invitation_cards.setdefault(invitee.email.lower(), CardRef(turn.actor.user_id, "")))
+            def know(r: Any, email: str = invitee.email.lower(), uid: str = turn.actor.user_id) -> None:
+                r.invitation_cards.setdefault(email, CardRef(uid, ""))
+
+            await self.scheduling.records.update(case.id, know)
         card = invitation_card(turn.t, case, self.profile_for(case), invitee, self.preparation(case),
                                ics_url=await self.ics_link(turn.actor.user_id, case))
         await self._reply(turn, card)
@@ -428,7 +434,7 @@ class ScheduleFlow:
                 await self.invite(case, invitee)
         await self.show_attendance(case)
         t = self.t()
-        notice = t("schedule.notice.scheduled", reference=case.reference, when=format_uk_datetime(case.session.starts_at))
+        notice = t("schedule.notice.scheduled", reference=case.reference, when=_when(case))
         await self._tell_facilitators(case, notice, except_user=str(event.data.get("by", "")))
         await self._tell_requester_and_lead_professional(case, notice)
 
@@ -444,7 +450,7 @@ class ScheduleFlow:
         await self.show_attendance(case)
         t = self.t()
         notice = t("schedule.notice.rescheduled", reference=case.reference,
-                   when=format_uk_datetime(case.session.starts_at), reason=reason)
+                   when=_when(case), reason=reason)
         await self._tell_facilitators(case, notice, except_user=str(event.data.get("by", "")))
         await self._tell_requester_and_lead_professional(case, notice)
 
