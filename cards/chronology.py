@@ -260,7 +260,7 @@ def merged_summary(t: Catalogue, merged: MergedChronology) -> list[Json]:
 def picture(t: Catalogue, image_url: str, merged: MergedChronology) -> Json:
     return {"type": "Image", "url": image_url, "altText": t("chronology.picture_alt", lanes=len(merged.lanes),
                                                             entries=len(merged.entries)),
-            "size": "Stretch", "msteams": {"allowExpand": True}}
+            "size": "Stretch"}
 
 
 def merged_card(t: Catalogue, case: Case, merged: MergedChronology, image_url: str, docx_url: str, *,

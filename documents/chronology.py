@@ -175,7 +175,7 @@ class Timeline:
     height_px: int = 0
 
 
-def timeline_png(merged: MergedChronology, *, title: str = "", dpi: int = 110) -> Timeline:
+def timeline_png(merged: MergedChronology, *, title: str = "", dpi: int = 130) -> Timeline:
     """One lane per agency that submitted; strengths, worries and neutral events by marker shape and
     letter (S, W, N); approximate dates hollow with a bar over the range they could mean; the
     profile's window shaded and its start marked."""
@@ -200,8 +200,9 @@ def timeline_png(merged: MergedChronology, *, title: str = "", dpi: int = 110) -
     pad = max(timedelta(days=10), (high - low) / 40)
     x_range = (low - pad, high + pad)
 
-    height = 1.6 + 0.75 * max(1, len(lanes))
-    figure = Figure(figsize=(11, height), dpi=dpi)
+    # 8 inches wide: legible when a Teams card shrinks it to the width of a chat message
+    height = 1.5 + 0.7 * max(1, len(lanes))
+    figure = Figure(figsize=(8, height), dpi=dpi)
     axes = figure.add_subplot(1, 1, 1)
     axes.set_xlim(x_range[0], x_range[1])           # type: ignore[arg-type]
     axes.set_ylim(-0.7, max(1, len(lanes)) - 0.3)
@@ -232,14 +233,14 @@ def timeline_png(merged: MergedChronology, *, title: str = "", dpi: int = 110) -
                      facecolors="white" if point.approximate else style["colour"],
                      edgecolors=style["colour"], linewidths=1.6)
         axes.annotate(point.letter, (mdates.date2num(point.x), y), xytext=(7, 0), textcoords="offset points",
-                      ha="left", va="center", fontsize=7, fontweight="bold", color="#222222", zorder=4,
+                      ha="left", va="center", fontsize=8, fontweight="bold", color="#222222", zorder=4,
                       bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.8})
 
-    locator = mdates.AutoDateLocator(minticks=4, maxticks=12)
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
     axes.xaxis.set_major_locator(locator)
     axes.xaxis.set_major_formatter(mdates.DateFormatter("%b %Y"))
-    axes.tick_params(axis="x", labelsize=8)
-    axes.tick_params(axis="y", labelsize=9)
+    axes.tick_params(axis="x", labelsize=9)
+    axes.tick_params(axis="y", labelsize=10)
     for side in ("top", "right"):
         axes.spines[side].set_visible(False)
     legend = [
@@ -253,7 +254,7 @@ def timeline_png(merged: MergedChronology, *, title: str = "", dpi: int = 110) -
                label="hollow: approximate date"),
     ]
     axes.legend(handles=legend, loc="upper center", bbox_to_anchor=(0.5, -0.14 - 0.05 / max(1, len(lanes))),
-                ncol=4, fontsize=8, frameon=False)
+                ncol=4, fontsize=8.5, frameon=False, handletextpad=0.3, columnspacing=1.2)
     if title:
         axes.set_title(title, fontsize=11, loc="left")
     if not points:
