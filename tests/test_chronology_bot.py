@@ -456,3 +456,46 @@ async def test_template_links_serve_the_agencys_template(bot: BotHarness, clock)
     forged_for_police = await downloads.link(user_id="user-police", case_id=CASE, kind="chronology.template.csv",
                                              arg="School")
     assert (await bot.client.get(urlparse(forged_for_police).path)).status == 403
+
+
+async def test_reminders_follow_the_session_when_it_moves_and_skip_times_already_past_when_it_was_set(
+        bot: BotHarness, clock):
+    from supervision.models import CaseState, Transition
+
+    services = bot.parts.services
+    for user in (SCHOOL, POLICE, HV):
+        await bot.say(user, "help")
+    await _submit_school(bot)
+
+    def reschedule(case):         # moved a week later on Mon 12 Jan: due Tue 20 Jan, reminder Fri 16 Jan
+        case.session.starts_at = datetime(2026, 1, 27, 10, 0, tzinfo=UTC)
+        case.session.ends_at = datetime(2026, 1, 27, 11, 30, tzinfo=UTC)
+        case.history.append(Transition(at=datetime(2026, 1, 12, 9, 0, tzinfo=UTC), actor="user-fac",
+                                       event="reschedule", from_state=CaseState.SCHEDULED,
+                                       to_state=CaseState.SCHEDULED))
+
+    await services.cases.update(CASE, reschedule)
+    before = len(bot.connector.sent)
+    await services.due_work.run_due(datetime(2026, 1, 13, 9, 30, tzinfo=UTC))   # the old due date: nothing
+    assert _reminded(bot.connector.sent[before:]) == []
+    await services.due_work.run_due(datetime(2026, 1, 16, 9, 0, tzinfo=UTC))
+    sent = bot.connector.sent[before:]
+    assert _reminded(sent) == ["personal-user-hv", "personal-user-police"]
+    assert "Tue 20 Jan 2026" in texts(cards_in(sent))
+
+    def short_notice(case):       # moved again on Mon 19 Jan to Thu 22 Jan: due and reminder already past
+        case.session.starts_at = datetime(2026, 1, 22, 10, 0, tzinfo=UTC)
+        case.history.append(Transition(at=datetime(2026, 1, 19, 11, 0, tzinfo=UTC), actor="user-fac",
+                                       event="reschedule", from_state=CaseState.SCHEDULED,
+                                       to_state=CaseState.SCHEDULED))
+
+    await services.cases.update(CASE, short_notice)
+    again = len(bot.connector.sent)
+    await services.due_work.run_due(datetime(2026, 1, 19, 12, 0, tzinfo=UTC))
+    assert _reminded(bot.connector.sent[again:]) == []            # no late reminders for a date set after them
+    pack_title = T("pack.title", reference=scheduled_case().reference)
+    assert not [c for c in cards_in(bot.connector.sent[again:]) if pack_title in texts(c)]
+    await services.due_work.run_due(datetime(2026, 1, 20, 9, 0, tzinfo=UTC))    # 2 working days before Thu 22nd
+    packs = [s for s in bot.connector.sent[again:] for c in s.cards if pack_title in texts(c)]
+    assert len(packs) == 1                   # to the facilitator, in a 1:1 chat the bot opened for them
+    assert bot.connector.created[-1]["members"] == [{"id": "user-fac"}]
