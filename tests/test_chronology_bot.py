@@ -499,3 +499,21 @@ async def test_reminders_follow_the_session_when_it_moves_and_skip_times_already
     packs = [s for s in bot.connector.sent[again:] for c in s.cards if pack_title in texts(c)]
     assert len(packs) == 1                   # to the facilitator, in a 1:1 chat the bot opened for them
     assert bot.connector.created[-1]["members"] == [{"id": "user-fac"}]
+
+
+async def test_a_file_over_the_limit_is_not_read_past_the_limit(bot: BotHarness, file_server):
+    from bot.files import FileTooLarge, IncomingFile, fetch, incoming_files
+
+    files, base = file_server
+    files["huge.csv"] = b"Date,What happened\n" + b"x" * (3 * 1024 * 1024)
+    with pytest.raises(FileTooLarge):
+        await fetch(IncomingFile("huge.csv", "csv", base + "huge.csv"), max_bytes=2 * 1024 * 1024)
+    await press(bot, SCHOOL, "chronology.upload", agency="School")
+    sent = await send_file(bot, SCHOOL, base + "huge.csv", "huge.csv")
+    assert T("chronology.error_file_large", limit=2048) in sent[-1].text
+    # cards and other attachments are not files
+    activity = bot.activity(SCHOOL, attachments=[{"contentType": "application/vnd.microsoft.card.adaptive",
+                                                  "content": {"type": "AdaptiveCard"}}])
+    from botbuilder.schema import Activity
+
+    assert incoming_files(Activity().deserialize(activity)) == []
