@@ -64,7 +64,7 @@ from supervision.chronology import (
     agencies_of,
     chronology_dates,
 )
-from supervision.clock import uk_datetime
+from supervision.clock import format_uk_date, uk_datetime
 from supervision.duework import DueWork, PermanentDeliveryFailure, RunContext
 from supervision.errors import DomainError, Forbidden, ValidationFailed
 from supervision.models import Case, CaseState, InviteStatus, Role
@@ -243,7 +243,7 @@ class ChronologyFlow:
                         status = turn.t("chronology.mine_status_submitted", count=len(chronology.entries))
                     else:
                         status = turn.t("chronology.mine_status_draft", count=len(chronology.entries),
-                                        due=dates.due.strftime("%d %b %Y") if dates.due else "-")
+                                        due=format_uk_date(dates.due) if dates.due else "-")
                     rows.append((case, agency, status))
                 if may(turn.actor, Action.VIEW_CHRONOLOGY, case) and case.state in SCHEDULED_STATES:
                     viewable.append(case)

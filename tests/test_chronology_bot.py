@@ -377,7 +377,7 @@ async def test_an_invitee_lists_their_chronologies(bot: BotHarness, validate_car
     card = cards_in(sent)[0]
     validate_card(card)
     assert scheduled_case().reference in texts(card) and "Police" in texts(card)
-    assert "Draft, 0 entries, due 13 Jan 2026" in texts(card)
+    assert "Draft, 0 entries, due Tue 13 Jan 2026" in texts(card)
 
 
 async def test_in_gwent_the_social_worker_is_asked_to_merge_once_every_agency_has_submitted(
