@@ -13,6 +13,7 @@ from datetime import datetime
 
 from supervision.clock import Clock
 from supervision.codec import from_data, to_data
+from supervision.errors import VersionConflict
 from supervision.ports import DocumentStore
 
 DRAFTS = "request_drafts"
@@ -62,6 +63,25 @@ class DraftRepository:
         draft.updated_at = self.clock.now()
         await self.store.put(DRAFTS, draft.owner_id.lower(), to_data(draft))
         return draft
+
+    async def claim(self, owner_id: str, draft_id: str) -> bool:
+        """Take the draft for submission exactly once: a second, concurrent submit (a double click,
+        two devices) finds it taken. Returns False if the draft is gone, replaced or already taken."""
+        stored = await self.store.get(DRAFTS, owner_id.lower())
+        if stored is None or stored.data.get("id") != draft_id or stored.data.get("submitting"):
+            return False
+        try:
+            await self.store.put(DRAFTS, owner_id.lower(), {**stored.data, "submitting": True}, etag=stored.etag)
+        except VersionConflict:
+            return False
+        return True
+
+    async def release(self, owner_id: str, draft_id: str) -> None:
+        """Undo ``claim`` when the submission did not happen."""
+        stored = await self.store.get(DRAFTS, owner_id.lower())
+        if stored is not None and stored.data.get("id") == draft_id:
+            data = {k: v for k, v in stored.data.items() if k != "submitting"}
+            await self.store.put(DRAFTS, owner_id.lower(), data)
 
     async def delete(self, owner_id: str) -> None:
         await self.store.delete(DRAFTS, owner_id.lower())

@@ -489,6 +489,23 @@ class RequestService:
             draft.step = step_of_field(errors[0].field)
             await self.drafts.save(draft)
             raise ValidationFailed(errors)
+        if not await self.drafts.claim(actor.user_id, draft.id):
+            raise StaleDraft("already submitted")
+        try:
+            case = await self._create_case(actor, profile, draft)
+        except BaseException:
+            await self.drafts.release(actor.user_id, draft.id)
+            raise
+        await self.drafts.delete(actor.user_id)
+        await self.audit.record(actor=actor.audit_name, action="request.submit", case_id=case.id,
+                                what=f"request {case.reference}", why="practitioner requested a session")
+        if case.state is CaseState.MANAGER_REVIEW:
+            await self._publish("request.manager_review", case)
+        else:
+            await self._publish("request.submitted", case)
+        return case
+
+    async def _create_case(self, actor: Actor, profile: Profile, draft: Draft) -> Case:
         now = self.clock.now()
         details = details_from(profile, draft, actor)
         manager = None
@@ -498,15 +515,7 @@ class RequestService:
                     state=CaseState.REQUESTED, created_at=now, request=details, manager=manager)
         event = Event.SUBMIT_FOR_MANAGER if profile.request.manager_agreement_first else Event.SUBMIT
         apply(case, event, actor=actor.audit_name, clock=self.clock)
-        await self.cases.create(case)
-        await self.drafts.delete(actor.user_id)
-        await self.audit.record(actor=actor.audit_name, action="request.submit", case_id=case.id,
-                                what=f"request {case.reference}", why="practitioner requested a session")
-        if case.state is CaseState.MANAGER_REVIEW:
-            await self._publish("request.manager_review", case)
-        else:
-            await self._publish("request.submitted", case)
-        return case
+        return await self.cases.create(case)
 
     # reading --------------------------------------------------------------------------------------
     async def _case(self, case_id: str) -> Case:

@@ -723,3 +723,17 @@ async def test_open_says_so_when_the_coordinator_cannot_be_reached_in_personal_c
     replies = await open_in_channel(bot, MEGAN, case)
     assert "couldn't reach you in a personal chat" in replies[-1].text
     assert_no_identifiers_in_channel(bot, [case])
+
+
+async def test_a_double_submit_makes_one_case(bot: Bot):
+    import asyncio
+
+    review = await fill(bot)
+    data = action_data(review, "request.submit")
+    results = await asyncio.gather(bot.harness.submit(ALEX, data), bot.harness.submit(ALEX, data))
+    assert len(await bot.services.cases.ids()) == 1
+    texts = [s.text for replies in results for s in replies]
+    assert any("out of date" in t for t in texts)
+    summaries = [s for s in bot.connector.sent if "Sent to the coordinators" in str(s.cards)]
+    assert len(summaries) == 1
+    assert len(bot.channel_posts()) == 1
