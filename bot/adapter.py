@@ -4,11 +4,8 @@
    (botbuilder 4.17.1 lets expired, badly signed or unknown-key tokens escape as 500). A missing
    header is passed on as ``None`` (the SDK's parameterized authentication treats ``""`` as a token
    even when auth is disabled). If the OpenID keys cannot be fetched at all the answer is 503, so
-   the channel retries.
-   The OpenID metadata and keys are fetched off the event loop (``OpenIdKeys``): 4.17.1 fetches
-   them with blocking ``requests`` inside ``authenticate_request`` (first request, then daily), and
-   never refreshes on an unknown key id (``_OpenIdMetadata._find`` raises IndexError before its
-   refresh-on-miss branch), so a rotated key would be refused for up to a day.
+   the channel retries. The keys are fetched off the event loop, and a token the SDK has accepted
+   is not re-validated for every activity (bot/credentials_inbound.py).
 2. Invoke bodies that are plain dicts are serialised as JSON (4.17.1 answers 500:
    ``'dict' object has no attribute 'is_xml_model'``).
 3. Malformed requests answer 400/415, not 500.
@@ -18,33 +15,30 @@
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import traceback
 import uuid
-from datetime import datetime, timedelta
 from typing import Any
 
-import jwt
 import requests
 from aiohttp import web
 from botbuilder.core import Bot, MessageFactory, TurnContext
 from botbuilder.core.serializer_helper import serializer_helper
 from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import Activity
-from botframework.connector.auth import (
-    AuthenticationConstants,
-    BotFrameworkAuthentication,
-    ChannelValidation,
-    EmulatorValidation,
-    JwtTokenExtractor,
-)
+from botframework.connector.auth import BotFrameworkAuthentication
+from msrest import Deserializer
 
 from bot.connector import ConnectorPool, PooledAuthentication
+from bot.credentials_inbound import AcceptedTokens, KeysUnavailable, OpenIdKeys
 from supervision.catalogue import Catalogue
 
 log = logging.getLogger(__name__)
+
+# What ``Activity().deserialize(body)`` does, without rebuilding the schema's model table and its
+# Deserializer for every request (msrest ``Model.deserialize``).
+ACTIVITY_DESERIALIZER = Deserializer(Activity._infer_class_models())
 
 
 def redacted_traceback(error: BaseException) -> str:
@@ -60,82 +54,14 @@ def serialise_body(body: Any) -> Any:
     return serializer_helper(body)
 
 
-class KeysUnavailable(RuntimeError):
-    """The OpenID keys could not be fetched and none are cached: no token can be checked."""
-
-
-def fetch_signing_keys(metadata_url: str) -> list[dict[str, Any]]:
-    """What ``_OpenIdMetadata._refresh`` does, with time-outs, for a worker thread."""
-    response = requests.get(metadata_url, timeout=10)
-    response.raise_for_status()
-    keys = requests.get(response.json()["jwks_uri"], timeout=10)
-    keys.raise_for_status()
-    return list(keys.json()["keys"])
-
-
-class OpenIdKeys:
-    """Keeps botbuilder's OpenID metadata cache (``JwtTokenExtractor.metadataCache``) filled from a
-    worker thread, so ``authenticate_request`` never fetches on the event loop: refreshed when older
-    than ``MAX_AGE`` (the SDK refetches after a day), and when a token names a key id we do not
-    have (at most every ``MISS_INTERVAL``)."""
-
-    MAX_AGE = timedelta(hours=23)
-    MISS_INTERVAL = timedelta(minutes=5)
-    RETRY_AFTER_FAILURE = timedelta(minutes=1)
-
-    def __init__(self, channel_url: str | None = None, emulator_url: str | None = None) -> None:
-        self._channel_url = channel_url
-        self.emulator_url = emulator_url or AuthenticationConstants.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL
-        self._refreshing: dict[str, asyncio.Task[None]] = {}
-        self.refreshes = 0
-
-    @property
-    def channel_url(self) -> str:
-        """Ours if given, else where the SDK's public-cloud channel validation looks."""
-        return (self._channel_url or ChannelValidation.open_id_metadata_endpoint
-                or AuthenticationConstants.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL)
-
-    async def ensure(self, auth_header: str | None) -> None:
-        parts = (auth_header or "").split(" ")
-        if len(parts) != 2 or parts[0] != "Bearer" or not parts[1]:
-            return  # the SDK refuses it without looking at keys
-        try:
-            kid = jwt.get_unverified_header(parts[1]).get("kid")
-            from_emulator = EmulatorValidation.is_token_from_emulator(auth_header)
-        except (jwt.PyJWTError, ValueError, TypeError, AttributeError):
-            return  # malformed: refused by the SDK
-        url = self.emulator_url if from_emulator else self.channel_url
-        metadata = JwtTokenExtractor.get_open_id_metadata(url)
-        now = datetime.now()  # naive local time, as the SDK compares
-        stale = metadata.last_updated < now - self.MAX_AGE
-        unknown = bool(kid) and not any(k.get("kid") == kid for k in metadata.keys or [])
-        if stale or (unknown and metadata.last_updated < now - self.MISS_INTERVAL):
-            task = self._refreshing.get(url)
-            if task is None or task.done():
-                task = self._refreshing[url] = asyncio.get_running_loop().create_task(self._refresh(metadata))
-            await asyncio.shield(task)
-        if not metadata.keys:
-            raise KeysUnavailable(url)
-
-    async def _refresh(self, metadata: Any) -> None:
-        try:
-            keys = await asyncio.to_thread(fetch_signing_keys, metadata.url)
-        except (requests.RequestException, ValueError, KeyError) as error:
-            log.warning("could not fetch the OpenID signing keys: %s", type(error).__name__)
-            if metadata.keys:  # keep the keys we have; stop the SDK refetching on the loop
-                metadata.last_updated = datetime.now() - timedelta(days=1) + self.RETRY_AFTER_FAILURE
-            return
-        metadata.keys, metadata.last_updated = keys, datetime.now()
-        self.refreshes += 1
-
-
 class SupervisionAdapter(CloudAdapter):
     def __init__(self, auth: BotFrameworkAuthentication, language: str = "en", *,
                  openid_metadata_url: str | None = None, pool: ConnectorPool | None = None,
                  check_keys: bool = True) -> None:
         self.pool = pool or ConnectorPool()
         super().__init__(PooledAuthentication(auth, self.pool))
-        self.keys = OpenIdKeys(openid_metadata_url) if check_keys else None
+        self.tokens = AcceptedTokens()
+        self.keys = OpenIdKeys(openid_metadata_url, on_refresh=self.tokens.clear) if check_keys else None
         self.language = language
         self.on_turn_error = self._on_turn_error  # type: ignore[assignment]
 
@@ -164,16 +90,19 @@ class SupervisionAdapter(CloudAdapter):
             return web.Response(status=415)
         try:
             body = await request.json()
-            activity = Activity().deserialize(body)
+            activity = ACTIVITY_DESERIALIZER("Activity", body)
         except (ValueError, TypeError, json.JSONDecodeError):
             return web.Response(status=400, text="the body is not an activity")
         if not isinstance(body, dict) or not activity.type:
             return web.Response(status=400, text="the activity has no type")
         auth_header = request.headers.get("Authorization") or None
         try:
-            if self.keys is not None:
-                await self.keys.ensure(auth_header)
-            auth_result = await self.bot_framework_authentication.authenticate_request(activity, auth_header)
+            auth_result = self.tokens.get(auth_header, activity)
+            if auth_result is None:
+                if self.keys is not None:
+                    await self.keys.ensure(auth_header)
+                auth_result = await self.bot_framework_authentication.authenticate_request(activity, auth_header)
+                self.tokens.remember(auth_header, activity, auth_result)
         except (KeysUnavailable, requests.RequestException) as error:
             log.error("cannot check tokens, OpenID keys unavailable: %s", type(error).__name__)
             return web.Response(status=503, headers={"Retry-After": "5"})

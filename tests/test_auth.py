@@ -109,6 +109,9 @@ def _bad_headers(key_server: KeyServer, service_url: str) -> dict[str, dict[str,
 
 
 async def test_every_bad_token_answers_exactly_401_and_runs_no_turn(bot: BotHarness, key_server: KeyServer):
+    status, _ = await bot.post(help_body(bot), key_server.header(bot.connector.url))
+    assert status == 200  # a good token first: what the bot remembers of it must not let a bad one in
+    bot.connector.clear()
     statuses = {}
     for name, headers in _bad_headers(key_server, bot.connector.url).items():
         statuses[name], _ = await bot.post(help_body(bot), headers)

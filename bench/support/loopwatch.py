@@ -1,0 +1,134 @@
+"""Event-loop stall detection for the benchmark's server processes, and their stats route.
+
+A stall is one callback (a task step, an I/O handler) that holds the loop longer than ``STALL``:
+exactly what asyncio debug mode's ``slow_callback_duration`` reports, measured by timing
+``asyncio.events.Handle._run`` (debug mode itself slows every callback and would skew the figures).
+On a shared machine a callback can also take that long in wall time because the OS gave the CPU to
+another process: such a callback used little CPU and made no voluntary context switch (it neither
+computed nor waited for I/O), so it is counted apart, as ``preempted``, not as a stall of ours.
+A callback that used > ``STALL`` of CPU, or blocked in a system call (a voluntary context switch:
+file or socket I/O, a lock, a sleep), is a stall.
+``GET /bench/stats`` reports stalls, the longest callback and resident memory; ``POST /bench/reset``
+starts counting afresh (after warm-up).
+"""
+from __future__ import annotations
+
+import asyncio.events
+import cProfile
+import gc
+import os
+import resource
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+STALL = 0.020
+RUSAGE_THREAD = getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF)
+
+
+class LoopWatch:
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.running: tuple[float, int] | None = None
+        self.samples: dict[int, str] = {}
+        self.stalls, self.longest, self.callbacks = 0, 0.0, 0
+        self.where: list[str] = []
+        self.preempted, self.longest_preempted = 0, 0.0
+
+    def install(self) -> None:
+        original: Callable[[Any], None] = asyncio.events.Handle._run
+        watch = self
+
+        def timed_run(handle: Any) -> None:
+            start, cpu = time.perf_counter(), time.thread_time()
+            switches = resource.getrusage(RUSAGE_THREAD).ru_nvcsw
+            ident = watch.callbacks
+            watch.running = (start, ident)
+            try:
+                original(handle)
+            finally:
+                watch.running = None
+                took = time.perf_counter() - start
+                watch.callbacks += 1
+                if took > STALL:
+                    used = time.thread_time() - cpu
+                    waited = resource.getrusage(RUSAGE_THREAD).ru_nvcsw - switches
+                    if used >= STALL or waited > 0:
+                        watch.stalls += 1
+                        watch.longest = max(watch.longest, took)
+                        if len(watch.where) < 10:
+                            sample = watch.samples.pop(ident, "")
+                            watch.where.append(f"{took * 1000:.1f} ms ({used * 1000:.1f} ms CPU, {waited} "
+                                               f"waits) in {handle!r}"[:300] + (f"\n    at {sample}" if sample else ""))
+                    else:
+                        watch.preempted += 1
+                        watch.longest_preempted = max(watch.longest_preempted, took)
+                elif took > watch.longest:
+                    watch.longest = took
+
+        asyncio.events.Handle._run = timed_run  # type: ignore[method-assign,assignment]
+        threading.Thread(target=self._sampler, args=(threading.get_ident(),), daemon=True,
+                         name="loopwatch").start()
+
+    def _sampler(self, loop_thread: int) -> None:
+        """Where a long callback is: the loop thread's stack, sampled once it has run > STALL."""
+        while True:
+            time.sleep(0.005)
+            running = self.running
+            if running is None or time.perf_counter() - running[0] < STALL or running[1] in self.samples:
+                continue
+            frame = sys._current_frames().get(loop_thread)
+            if frame is not None:
+                stack = traceback.extract_stack(frame)[-6:]
+                self.samples[running[1]] = " <- ".join(
+                    f"{f.filename.split('site-packages/')[-1].split('/work/main/')[-1]}:{f.lineno} {f.name}"
+                    for f in reversed(stack))
+            if len(self.samples) > 100:
+                self.samples.clear()
+
+
+WATCH = LoopWatch()
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def install_stats_route(app: web.Application, extra: Callable[[], dict[str, Any]] | None = None) -> None:
+    WATCH.install()
+
+    profile_to = os.environ.get("BENCH_PROFILE", "")  # cProfile of each measured phase, for finding hot spots
+    profiler: list[cProfile.Profile] = []
+
+    async def stats(request: web.Request) -> web.Response:
+        if profiler:
+            profiler[0].disable()
+            profiler[0].dump_stats(profile_to)
+            profiler.clear()
+        body = {"stalls": WATCH.stalls, "longest_callback_ms": round(WATCH.longest * 1000, 2),
+                "preempted": WATCH.preempted, "longest_preempted_ms": round(WATCH.longest_preempted * 1000, 2),
+                "callbacks": WATCH.callbacks, "stall_sites": WATCH.where, "rss_mb": round(rss_mb(), 1),
+                "gc_counts": list(gc.get_count()), "cpu_seconds": time.process_time()}
+        body.update(extra() if extra else {})
+        return web.json_response(body)
+
+    async def reset(request: web.Request) -> web.Response:
+        WATCH.reset()
+        if profile_to:
+            profiler[:] = [cProfile.Profile()]
+            profiler[0].enable()
+        return web.json_response({"ok": True})
+
+    app.router.add_get("/bench/stats", stats)
+    app.router.add_post("/bench/reset", reset)

@@ -1,0 +1,159 @@
+"""The bot under test, in its own process: the real ``create_app`` with Bot Framework auth on (app id
+and password set, tokens checked against the benchmark's key server, outbound token from its login
+stand-in), a store holding ``--cases`` cases, and one extra command, ``bench note``, a stateful
+two-step exchange kept in the conversation state (the SDK's ``ConversationState``, as dialogs are):
+
+- first turn: reads the conversation's case from the store and asks for a note (state written);
+- next turn: (state read) updates the case through ``CaseRepository.update`` (read, etag-checked
+  write, index), audits the note, answers, and clears the state.
+
+Every turn also runs what every turn of ours runs: the dialog stack's state load and save, the people
+directory (Teams roster lookup, cached) and the proactive conversation reference.
+``python -m bench.support.turns_bot ...`` prints ``READY <port>`` once seeded and serving.
+(No botbuilder import here: bench/ stays SDK-free, tests/test_architecture.py; the SDK objects come
+from the app.)
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import logging
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from bench.support.loopwatch import install_stats_route
+from bot.app import PARTS, create_app
+from bot.config import load_config
+from bot.credentials import CachedAppCredentials
+from bot.features import FEATURES
+from bot.routing import Router
+from bot.services import Services
+from bot.turn import Turn
+from supervision.codec import to_data
+from supervision.models import Case, CaseState, ChildDetails, Person, RequestDetails
+from supervision.repository import CASES
+from tests.support.auth import APP_ID, APP_PASSWORD, StandInCredentialsFactory
+
+STATE = "bench.state"
+
+
+def case_id(n: int) -> str:
+    return f"bench-case-{n:05d}"
+
+
+def case_for(conversation_id: str, cases: int) -> str:
+    return case_id(int(conversation_id.rsplit("-", 1)[-1]) % cases)
+
+
+def make_case(n: int, now: datetime) -> Case:
+    return Case(id=case_id(n), reference=f"MAGS-BOL-260105-{n:04X}", profile_id="bolton",
+                state=CaseState.SCHEDULED, created_at=now,
+                request=RequestDetails(
+                    requester=Person(name=f"Zebedee Example {n}", email=f"bench.user{n}@example.com",
+                                     role="Social worker", organisation="Synthetic Council"),
+                    child=ChildDetails(forename="Zebedee", surname=f"Example{n}", address="1 Synthetic Street"),
+                    level_of_need="Child in need", reason="A stuck case, invented for the benchmark.",
+                    pen_picture="An invented pen picture of a few sentences. " * 4))
+
+
+def bench_feature(cases: int) -> Any:
+    def register(router: Router, services: Services) -> list[Any]:
+        async def note(turn: Turn) -> None:
+            state = services.features[STATE]  # a ConversationState property
+            pending: dict[str, Any] = await state.get(turn.ctx, dict)
+            if not pending.get("case_id"):
+                case = await services.cases.require(case_for(turn.activity.conversation.id, cases))
+                await state.set(turn.ctx, {"case_id": case.id, "asked_at": services.clock.now().isoformat()})
+                await turn.send_text(f"Your note for {case.reference}?")
+                return
+            case, _ = await services.cases.update(pending["case_id"], lambda c: None)
+            await services.audit.record(actor=turn.actor.user_id, action="bench.note", case_id=case.id,
+                                        what="note", why="benchmark")
+            await state.set(turn.ctx, {})
+            await turn.send_text(f"Noted for {case.reference} (version {case.version}).")
+
+        router.command("bench note", note)
+        return []
+
+    return register
+
+
+async def seed(store: Any, cases: int) -> float:
+    started = time.perf_counter()
+    now = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    docs = {case_id(n): {**to_data(make_case(n, now)), "version": 1} for n in range(cases)}
+    bulk = getattr(store, "bulk_put", None)
+    if bulk is not None:
+        await bulk(CASES, docs)
+    else:
+        for key, data in docs.items():
+            await store.put(CASES, key, data)
+    return time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.support.turns_bot")
+    parser.add_argument("--metadata-url", required=True)
+    parser.add_argument("--token-url", required=True)
+    parser.add_argument("--store", choices=("tinydb", "memory"), default="tinydb")
+    parser.add_argument("--data-dir", default="")
+    parser.add_argument("--cases", type=int, default=10_000)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="bench-turns-"))
+    config = load_config({"MicrosoftAppId": APP_ID, "MicrosoftAppPassword": APP_PASSWORD,
+                          "STORAGE_BACKEND": args.store, "DATA_DIR": str(data_dir),
+                          "SCHEDULER_INTERVAL_SECONDS": "0", "LOG_LEVEL": "WARNING"}, env_file=None)
+    credentials = StandInCredentialsFactory(args.token_url)
+
+    async def serve() -> None:
+        app = create_app(config, openid_metadata_url=args.metadata_url, credentials_factory=credentials,
+                         features=[*FEATURES, bench_feature(args.cases)], start_background=False)
+        parts = app[PARTS]
+        parts.services.features[STATE] = parts.bot.conversation_state.create_property("BenchNote")
+        seconds = await seed(parts.services.store, args.cases)
+        if args.store == "memory":
+            # The seeded cases stand in for a store that keeps them on disk, not in the bot's heap:
+            # keep the cyclic garbage collector from walking them on every full collection.
+            gc.collect()
+            gc.freeze()
+
+        def extra() -> dict[str, Any]:
+            pool = parts.adapter.pool
+            fetches = 0
+            for auth in [parts.adapter.bot_framework_authentication]:
+                inner = getattr(auth, "inner", None)
+                factory = getattr(getattr(inner, "_inner", None), "_credentials_factory", None)
+                for creds in getattr(factory, "all", lambda: [])():
+                    fetches += creds.fetches if isinstance(creds, CachedAppCredentials) else 0
+            return {"connector_clients_created": pool.created, "credentials_created": credentials.created,
+                    "token_fetches": fetches, "seed_seconds": round(seconds, 2), "cases": args.cases,
+                    "store": args.store}
+
+        install_stats_route(app, extra)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+        await site.start()
+        print(f"READY {site._server.sockets[0].getsockname()[1]}", flush=True)  # type: ignore[union-attr]
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
