@@ -354,8 +354,9 @@ def _last_working_day_on_or_before(calendar: WorkingCalendar, day: date) -> date
 
 def facilitator_reminders(case: Case, deadlines: Deadlines, now: datetime, hour: int = 9) -> list[DueWork]:
     """Reminders to the facilitator until the actions and the minutes are out: one working day
-    before each deadline, on the day, and then every working day it is overdue (only the latest
-    overdue reminder is offered, so a catch-up after downtime sends one, not a backlog)."""
+    before each deadline, on the day, and then every working day it is overdue. Once the deadline
+    has come, only the latest overdue reminder (so a catch-up after downtime sends one, not a
+    backlog) and the next working day's are offered: the next one keeps the case in the due index."""
     marks = record_deadlines(case, deadlines)
     if marks is None:
         return []
@@ -370,6 +371,8 @@ def facilitator_reminders(case: Case, deadlines: Deadlines, now: datetime, hour:
         days = [calendar.subtract_working_days(due, 1), due]
         if today > due:
             days.append(_last_working_day_on_or_before(calendar, today))
+        if today >= due:
+            days.append(calendar.add_working_days(today, 1))
         for day in dict.fromkeys(days):
             if day <= marks.held_on:
                 continue

@@ -144,6 +144,14 @@ async def test_session_held_offers_the_record_and_reminders_follow_until_done(ha
     reminders = [c for c in cards_in(harness.connector.messages(f"personal-{ADELE.id}"))
                  if "Actions to send" in texts(c)]
     assert len(reminders) == 3 and "Overdue" in texts(reminders[-1])
+    clock.set(case.session.held_at + timedelta(days=7))      # Tue 10 Mar: the due index wakes the case again
+    report = await services.due_work.run_due()
+    assert "case-rec-1:record:actions:1:2026-03-10" in report.ran
+    # once the actions are out, no more reminders about them
+    await harness.submit(ADELE, {"verb": "record.send_actions", "case_id": case.id, **good_form(held_case())})
+    clock.set(case.session.held_at + timedelta(days=8))
+    report = await services.due_work.run_due()
+    assert not [k for k in report.ran if ":record:actions:" in k]
 
 
 def test_the_meeting_chat_id_comes_from_the_join_url():
