@@ -40,6 +40,7 @@ from supervision.requests import (
     YES_NO,
     FieldSpec,
     is_required,
+    parse_date,
     row_fields,
     row_key,
     rows_of,
@@ -103,8 +104,9 @@ def _input_for(t: Catalogue, spec: FieldSpec, field_id: str, label: str, value: 
         chosen = value if value in spec.choices else ""
         return choice_input(field_id, label, _choices(t, spec, field_id), value=chosen,
                             expanded=len(spec.choices) <= 3)
-    if spec.kind == "date":
-        return date_input(field_id, label, value=value if len(value) == 10 and value[4] == "-" else "")
+    if spec.kind == "date":      # Input.Date shows only real ISO dates; a typed 14/03/2015 is shown as one
+        day = parse_date(value)
+        return date_input(field_id, label, value=day.isoformat() if day else "")
     if spec.kind == "email":
         return text_input(field_id, label, value=value, style="Email", max_length=254)
     return text_input(field_id, label, value=value, multiline=spec.kind == "multiline")
