@@ -297,7 +297,8 @@ def published_card(t: Catalogue, case: Case, *, full: bool, action_count: int, a
     return card([title(t("record.done.title", reference=case.reference)), *lines], actions)
 
 
-def reminder_card(t: Catalogue, case: Case, what: str, stage: str, due: date) -> Json:
+def reminder_card(t: Catalogue, case: Case, what: str, stage: str, due: date, late: str = "") -> Json:
     return card([title(t(f"record.reminder.{what}_title", reference=case.reference)),
-                 text(t(f"record.reminder.{stage}", due=_day(due)))],
+                 text(t(f"record.reminder.{stage}", due=_day(due))),
+                 *([text(late, subtle=True)] if late else [])],
                 [submit(t("record.offer.button"), "record.open", {"case_id": case.id}, validate=False)])

@@ -12,11 +12,11 @@ from bot.services import Services
 from bot.turn import Turn, card_activity
 from cards.action_items import action_card, answered_card, board_card, my_actions_card
 from cards.base import card, text, title
-from dialogs.record import catalogue, facilitator_contacts, need, profile_for, send_personal, user_id_for
+from dialogs.record import catalogue, deliver_once, facilitator_contacts, need, profile_for, send_personal, user_id_for
 from supervision.action_items import ActionItem, ActionItems, Update, item_reminders
 from supervision.catalogue import Catalogue
 from supervision.clock import format_uk_date, uk_today
-from supervision.duework import DueWork, RunContext
+from supervision.duework import DueWork, RunContext, late_text
 from supervision.errors import FieldError, ValidationFailed
 from supervision.models import Case
 from supervision.ports import DomainEvent
@@ -172,10 +172,10 @@ def register(router: Router, services: Services) -> list[Any]:
         t = catalogue(services)
         key = "actions.card.due_soon" if work.kind == "action.due_soon" else "actions.card.overdue"
         invitee_ids = {i.email.lower(): i.user_id for i in case.request.invitees if i.email}
-        await send_personal(services, action_card(t, item, uk_today(services.clock),
-                                                  banner=t(key, due=format_uk_date(item.due_on))),
-                            t("actions.card.title", reference=case.reference),
-                            email=item.owner_email, user_id=invitee_ids.get(item.owner_email, ""))
+        banner = " ".join(b for b in (t(key, due=format_uk_date(item.due_on)), late_text(t, ctx)) if b)
+        await deliver_once(ctx, services, action_card(t, item, uk_today(services.clock), banner=banner),
+                           t("actions.card.title", reference=case.reference),
+                           email=item.owner_email, user_id=invitee_ids.get(item.owner_email, ""))
 
     async def remind_facilitator(work: DueWork, ctx: RunContext) -> None:
         found = await current(work)
@@ -187,8 +187,8 @@ def register(router: Router, services: Services) -> list[Any]:
                        text(t("actions.board.overdue_body", owner=item.owner_name, description=item.description,
                               due=format_uk_date(item.due_on)))])
         for email, user_id in facilitator_contacts(case):
-            await send_personal(services, notice, t("actions.board.overdue_title", reference=case.reference),
-                                email=email, user_id=user_id)
+            await deliver_once(ctx, services, notice, t("actions.board.overdue_title", reference=case.reference),
+                               email=email, user_id=user_id)
         await refresh_board(case)
 
     if services.due_work is not None:

@@ -10,7 +10,7 @@ from bot.routing import Router
 from bot.services import Services
 from bot.turn import Turn
 from cards.concerns import concern_card, concern_form, concern_raised_card
-from dialogs.record import catalogue, facilitator_contacts, need, profile_for, send_personal
+from dialogs.record import catalogue, deliver_once, facilitator_contacts, need, profile_for, send_personal
 from supervision.catalogue import Catalogue
 from supervision.concerns import Concerns, concern_work
 from supervision.duework import DueWork, RunContext
@@ -93,12 +93,14 @@ def register(router: Router, services: Services) -> list[Any]:
         t = catalogue(services)
         if not lead_email:
             for email, user_id in facilitator_contacts(case):
-                await send_personal(services, concern_card(t, case, concern, t("concern.lead_missing"), escalated=True),
-                                    t("concern.lead_missing"), email=email, user_id=user_id)
+                await deliver_once(ctx, services, concern_card(t, case, concern, t("concern.lead_missing"),
+                                                               escalated=True),
+                                   t("concern.lead_missing"), email=email, user_id=user_id)
             return
-        await send_personal(services, concern_card(t, case, concern, concerns.lead_copy(case, concern), escalated=True),
-                            t("concern.card.escalated_title", kind=t(f"concern.kind.{concern.kind}"),
-                              reference=case.reference), email=lead_email)
+        await deliver_once(ctx, services, concern_card(t, case, concern, concerns.lead_copy(case, concern),
+                                                       escalated=True),
+                           t("concern.card.escalated_title", kind=t(f"concern.kind.{concern.kind}"),
+                             reference=case.reference), email=lead_email)
 
     router.command("raise a concern", start, aliases=("raise concern",))
     router.verb("concern.start", start)

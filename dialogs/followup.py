@@ -9,10 +9,10 @@ from bot.routing import Router
 from bot.services import Services
 from bot.turn import Turn
 from cards.followup import followup_card, followup_done_card
-from dialogs.record import catalogue, need, profile_for, send_personal
+from dialogs.record import catalogue, deliver_once, need, profile_for
 from supervision.catalogue import Catalogue
 from supervision.clock import uk_local
-from supervision.duework import DueWork, RunContext
+from supervision.duework import DueWork, RunContext, late_text
 from supervision.errors import ValidationFailed
 from supervision.followup import FollowUp, FollowUps, followup_work
 from supervision.models import Case, CaseState
@@ -37,12 +37,13 @@ def register(router: Router, services: Services) -> list[Any]:
 
     follow_ups.on_recorded = add_to_log
 
-    async def send_card(case: Case, banner: str = "") -> None:
+    async def send_card(case: Case, ctx: RunContext, banner: str = "") -> None:
         t = catalogue(services)
         lead = case.request.lead_professional
         months = profile_for(services, case).timescales.follow_up_months
-        await send_personal(services, followup_card(t, case, months, banner=banner),
-                            t("followup.card.title", reference=case.reference), email=lead.email, user_id=lead.user_id)
+        banner = " ".join(b for b in (banner, late_text(t, ctx)) if b)
+        await deliver_once(ctx, services, followup_card(t, case, months, banner=banner),
+                           t("followup.card.title", reference=case.reference), email=lead.email, user_id=lead.user_id)
 
     async def on_due(work: DueWork, ctx: RunContext) -> None:
         case = await services.cases.get(work.case_id)
@@ -51,13 +52,13 @@ def register(router: Router, services: Services) -> list[Any]:
         if case.state not in (CaseState.MINUTES_DONE, CaseState.FOLLOW_UP_DUE):
             return
         case = await follow_ups.mark_due(case.id)
-        await send_card(case)
+        await send_card(case, ctx)
 
     async def on_reminder(work: DueWork, ctx: RunContext) -> None:
         case = await services.cases.get(work.case_id)
         if case is None or case.state != CaseState.FOLLOW_UP_DUE:
             return
-        await send_card(case, catalogue(services)("followup.card.reminder"))
+        await send_card(case, ctx, catalogue(services)("followup.card.reminder"))
 
     async def submit(turn: Turn) -> None:
         assert turn.action is not None

@@ -27,7 +27,7 @@ from cards.record import (
 from documents.record_docx import DOCX_TYPE, DocSection, RecordDocument, render_record
 from supervision.catalogue import Catalogue
 from supervision.clock import format_uk_date, uk_today
-from supervision.duework import DueWork, RunContext
+from supervision.duework import DueWork, PermanentDeliveryFailure, RunContext, SendOutcome, late_text
 from supervision.errors import DomainError, Forbidden, NotFound, ValidationFailed
 from supervision.models import Case, Role
 from supervision.ports import DomainEvent
@@ -91,6 +91,27 @@ async def send_personal(services: Services, card: dict[str, Any], summary: str, 
     except Exception as error:  # one unreachable person must not stop the others
         log.warning("personal message failed: %s", type(error).__name__)
         return ""
+
+
+async def deliver(services: Services, card: dict[str, Any], summary: str, *, email: str = "",
+                  user_id: str = "") -> str:
+    """Send to one person's personal chat or raise: PermanentDeliveryFailure when they can't be addressed
+    (the scheduler reports it to the facilitator and never retries), anything else when it may be retried."""
+    target = await user_id_for(services, email, user_id)
+    if not target or services.proactive is None:
+        raise PermanentDeliveryFailure("unknown_user")
+    return str(await services.proactive.send_to_user(target, card_activity(card, summary)))
+
+
+async def deliver_once(ctx: RunContext, services: Services, card: dict[str, Any], summary: str, *,
+                       email: str = "", user_id: str = "") -> SendOutcome:
+    """A due-work send: at most once per piece of work and recipient, across crashes and restarts."""
+    who = (email or user_id).lower()
+
+    async def send() -> str:
+        return await deliver(services, card, summary, email=email, user_id=user_id)
+
+    return await ctx.once(f"to:{who}", send, recipient=who)
 
 
 def facilitator_contacts(case: Case) -> list[tuple[str, str]]:
@@ -401,10 +422,11 @@ def register(router: Router, services: Services) -> list[Any]:
         from datetime import date
 
         t = catalogue(services)
-        card = reminder_card(t, case, what, str(work.data["stage"]), date.fromisoformat(str(work.data["due"])))
+        card = reminder_card(t, case, what, str(work.data["stage"]), date.fromisoformat(str(work.data["due"])),
+                             late=late_text(t, ctx))
         for email, user_id in facilitator_contacts(case):
-            await send_personal(services, card, t(f"record.reminder.{what}_title", reference=case.reference),
-                                email=email, user_id=user_id)
+            await deliver_once(ctx, services, card, t(f"record.reminder.{what}_title", reference=case.reference),
+                               email=email, user_id=user_id)
 
     if services.due_work is not None:
         services.due_work.add_source(source)

@@ -5,7 +5,7 @@ facilitator's board), reminders through the due-work runner."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -132,7 +132,7 @@ async def test_session_held_offers_the_record_and_reminders_follow_until_done(ha
 
     harness.connector.clear()
     # Tue 3 Mar held; actions due Thu 5 Mar: the reminder the day before (Wed), on the day, then overdue
-    clock.set(case.session.held_at + timedelta(days=1))
+    clock.set(datetime(2026, 3, 4, 9, 30, tzinfo=UTC))      # Wed 09:30: on time
     report = await services.due_work.run_due()
     assert "case-rec-1:record:actions:1:2026-03-04" in report.ran
     clock.set(case.session.held_at + timedelta(days=6))      # Mon 9 Mar
@@ -144,6 +144,9 @@ async def test_session_held_offers_the_record_and_reminders_follow_until_done(ha
     reminders = [c for c in cards_in(harness.connector.messages(f"personal-{ADELE.id}"))
                  if "Actions to send" in texts(c)]
     assert len(reminders) == 3 and "Overdue" in texts(reminders[-1])
+    late = [c for c in reminders if "Due today (Thu 05 Mar 2026)" in texts(c)]
+    assert late and "This message is late" in texts(late[0])       # caught up after downtime, and says so
+    assert "This message is late" not in texts(reminders[0])
     clock.set(case.session.held_at + timedelta(days=7))      # Tue 10 Mar: the due index wakes the case again
     report = await services.due_work.run_due()
     assert "case-rec-1:record:actions:1:2026-03-10" in report.ran
