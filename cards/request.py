@@ -189,6 +189,8 @@ def step_card(t: Catalogue, profile: Profile, draft: Draft, step: str, errors: l
         body.append(error_banner([t("request.banner_intro"), *error_lines(t, errors, draft)]))
     help_params = {"min": profile.request.min_agencies, "max": profile.max_attendees}
     body.append(text(t(f"request.step_help.{step}", **help_params), subtle=True))
+    if any(is_required(profile, spec) for spec in step_fields(profile, step)) or step in ("family", "invitees"):
+        body.append(text(t("request.required_hint"), subtle=True))
     for spec in step_fields(profile, step):
         label = field_label(t, spec.id)
         body.append(_input_for(t, spec, spec.id, label, draft.value(spec.id), is_required(profile, spec)))

@@ -198,3 +198,101 @@ async def test_zz_no_case_identifiers_in_any_shared_activity_so_far(playground: 
     assert shared, "the coordinators' channel got posts"
     leaks = {m.seq: find_identifiers(json.dumps(m.activity, ensure_ascii=False), identifiers) for m in shared}
     assert {seq: hits for seq, hits in leaks.items() if hits} == {}
+
+
+BROWSER_SCRIPT = r"""
+import { chromium } from 'playwright-core';
+import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+const [url, artifacts, riskTitle, noLabel, continueLabel, stepOne, nextLabel, stepTwo] = process.argv.slice(1);
+const UNSUPPORTED = /is not supported yet in Microsoft 365 Agents playground/i;
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
+mkdirSync(artifacts, { recursive: true });
+const profile = mkdtempSync(path.join(tmpdir(), 'playground-request-'));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true,
+  viewport: { width: 1280, height: 1400 },
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+const result = { ok: false };
+try {
+  await context.route('**/*', (route) => {
+    const target = new URL(route.request().url());
+    if (['http:', 'https:', 'ws:', 'wss:'].includes(target.protocol) && !LOOPBACK.has(target.hostname)) {
+      return route.abort();
+    }
+    return route.continue();
+  });
+  const page = context.pages()[0] ?? await context.newPage();
+  await page.goto(url, { waitUntil: 'domcontentloaded' });
+  const cards = page.locator('.fai-OutputCard .ac-adaptiveCard');
+  await cards.first().waitFor({ state: 'visible', timeout: 20000 });
+  const box = page.locator('[data-lexical-editor="true"][role="textbox"]');
+  await box.click();
+  await box.type('request');
+  await page.locator('button[aria-label="Send Message"]').click();
+  const risk = cards.filter({ hasText: riskTitle }).last();
+  await risk.waitFor({ state: 'visible', timeout: 15000 });
+  await risk.getByRole('radio', { name: noLabel, exact: true }).check();
+  await risk.getByRole('button', { name: continueLabel }).click();
+  const first = cards.filter({ hasText: stepOne }).last();
+  await first.waitFor({ state: 'visible', timeout: 15000 });
+  await page.waitForTimeout(300);
+  await first.screenshot({ path: path.join(artifacts, 'request-step-1.png') });
+  result.stepOne = await first.innerText();
+  result.inputs = await first.locator('input, textarea').evaluateAll((els) => els.map((e) => e.value));
+  await first.getByRole('button', { name: nextLabel, exact: true }).click();
+  const second = cards.filter({ hasText: stepTwo }).last();
+  await second.waitFor({ state: 'visible', timeout: 15000 });
+  await page.waitForTimeout(300);
+  await second.screenshot({ path: path.join(artifacts, 'request-step-2.png') });
+  result.stepTwo = await second.innerText();
+  const body = await page.locator('body').innerText();
+  result.unsupported = body.split('\n').filter((line) => UNSUPPORTED.test(line));
+  result.ok = true;
+} catch (error) {
+  result.error = String(error && error.stack || error);
+  try { await context.pages()[0]?.screenshot({ path: path.join(artifacts, 'request-failure.png') }); } catch {}
+} finally {
+  await context.close();
+  rmSync(profile, { recursive: true, force: true });
+}
+process.stdout.write(JSON.stringify(result) + '\n');
+process.exit(result.ok ? 0 : 1);
+"""
+
+
+@pytest.mark.browser
+def test_the_request_form_renders_in_the_playground_page_with_no_unsupported_feature(start_stack) -> None:
+    """What a person sees: `request` typed in the page, No to immediate risk, the first two steps."""
+    import json
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from tests.e2e.playground import ROOT
+
+    if not Path("/usr/bin/chromium").exists() or shutil.which("node") is None:
+        pytest.fail("Chromium and node are needed: `make test` installs them")
+    fresh = start_stack({})                     # a clean store: no draft left by other tests
+    artifacts = ROOT / "test-artifacts"
+    run = subprocess.run(
+        ["node", "--input-type=module", "-e", BROWSER_SCRIPT, fresh.playground_url, str(artifacts),
+         T("request.risk.title"), T("request.risk.no"), T(B + "continue"),
+         T("request.progress", number=1, total=8, step=T("request.step.requester")), T(B + "next"),
+         T("request.progress", number=2, total=8, step=T("request.step.child"))],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    fresh.stop()
+    lines = run.stdout.strip().splitlines()
+    assert lines, f"no result from the browser (exit {run.returncode}):\n{run.stderr[-2000:]}"
+    page = json.loads(lines[-1])
+    assert page["ok"], f"browser run failed: {page.get('error')}"
+    assert page["unsupported"] == [], page["unsupported"]
+    assert T("request.field.requester.email") in page["stepOne"]
+    assert {"Alex Wilber", "alexw@example.com"} <= set(page["inputs"])     # prefilled from the Teams profile
+    assert T("request.field.child.date_of_birth") in page["stepTwo"]
+    for name in ("request-step-1.png", "request-step-2.png"):
+        assert (artifacts / name).stat().st_size > 5_000
