@@ -17,16 +17,16 @@ them to ``on_turn_error``), so each callback here catches and hands its error ba
 from __future__ import annotations
 
 import asyncio
+import bisect
 import email.utils
 import logging
 import random
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from botbuilder.core import TurnContext
+from botbuilder.core import MessageFactory, TurnContext
 from botbuilder.schema import (
     Activity,
     ChannelAccount,
@@ -48,6 +48,7 @@ T = TypeVar("T")
 
 RETRY_STATUSES = frozenset({412, 429, 500, 502, 503, 504})
 PERMANENT_STATUSES = frozenset({403, 404})
+SMOOTH_BURST = 5
 
 
 class NoConversation(LookupError):
@@ -73,31 +74,50 @@ class RateLimits:
     per_conversation: tuple[tuple[int, float], ...] = ((7, 1.0), (8, 2.0), (60, 30.0), (1800, 3600.0))
     per_bot: tuple[tuple[int, float], ...] = ((50, 1.0),)
     margin: float = 0.02          # seconds added to each window: the server counts on arrival
-    max_attempts: int = 6
+    max_attempts: int = 6          # 412, 5xx and connection errors
+    max_throttles: int = 30        # 429s: the server says when to come back; up to this many
     base_backoff: float = 0.5
     max_backoff: float = 30.0
 
 
 class _Window:
-    def __init__(self, limits: tuple[tuple[int, float], ...], margin: float) -> None:
+    """Request times in a sliding window, kept sorted. A request counts from when it is sent until
+    Teams can have seen it: its time is moved to when its answer came (the latest it can have
+    arrived), so that scheduling jitter on our side never makes a window look emptier than it is."""
+
+    def __init__(self, limits: tuple[tuple[int, float], ...], margin: float, *, smooth: bool = False) -> None:
         self.limits = [(count, seconds + margin) for count, seconds in limits]
-        keep = max((count for count, _ in limits), default=0)
         self.longest = max((seconds for _, seconds in self.limits), default=0.0)
-        self.times: deque[float] = deque(maxlen=keep or None)
+        # smooth (the bot-wide window): a steady rate of count/seconds with small bursts (GCRA), not
+        # 50 at once: a burst queues in our own event loop and comes back as latency
+        self.spacing = max((seconds / count for count, seconds in limits), default=0.0) if smooth else 0.0
+        self.tolerance = self.spacing * (SMOOTH_BURST - 1)
+        self.tat = float("-inf")          # the theoretical time the next request is due
+        self.times: list[float] = []
         self.paused_until = 0.0
 
     def wait(self, now: float) -> float:
         """Seconds until one more request fits every window (0: now)."""
-        while self.times and self.times[0] <= now - self.longest:
-            self.times.popleft()
-        wait = max(0.0, self.paused_until - now)
+        if self.times and self.times[0] <= now - self.longest:
+            del self.times[:bisect.bisect_right(self.times, now - self.longest)]
+        wait = max(0.0, self.paused_until - now, self.tat - self.tolerance - now)
         for count, seconds in self.limits:
             if len(self.times) >= count:
                 wait = max(wait, self.times[-count] + seconds - now)
         return wait
 
     def take(self, now: float) -> None:
-        self.times.append(now)
+        bisect.insort(self.times, now)
+        if self.spacing:
+            self.tat = max(self.tat, now) + self.spacing
+
+    def settle(self, sent: float, answered: float | None) -> None:
+        """The request sent at ``sent`` was answered at ``answered`` (None: it did not count)."""
+        index = bisect.bisect_left(self.times, sent)
+        if index < len(self.times) and self.times[index] == sent:
+            del self.times[index]
+            if answered is not None:
+                bisect.insort(self.times, answered)
 
 
 @dataclass
@@ -115,7 +135,7 @@ class Pacer:
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
         self.limits = limits or RateLimits()
         self._now, self._sleep = monotonic, sleep
-        self._bot = _Window(self.limits.per_bot, self.limits.margin)
+        self._bot = _Window(self.limits.per_bot, self.limits.margin, smooth=True)
         self._bot_lock = asyncio.Lock()
         self._conversations: dict[str, _Window] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -127,7 +147,7 @@ class Pacer:
             self._conversations[conversation] = _Window(self.limits.per_conversation, self.limits.margin)
         return self._conversations[conversation]
 
-    async def _slot(self, conversation: str) -> None:
+    async def _slot(self, conversation: str) -> float:
         window = self._window(conversation)
         while (wait := window.wait(self._now())) > 0:
             self.stats.waited_seconds += wait
@@ -139,6 +159,12 @@ class Pacer:
             now = self._now()
             self._bot.take(now)
             window.take(now)
+            return now
+
+    def _settle(self, conversation: str, sent: float, counted: bool) -> None:
+        answered = self._now() if counted else None
+        self._bot.settle(sent, answered)
+        self._window(conversation).settle(sent, answered)
 
     async def run(self, conversation: str, request: Callable[[], Awaitable[T]]) -> T:
         """Run ``request`` paced for ``conversation``; retry what Teams asks us to retry."""
@@ -146,28 +172,39 @@ class Pacer:
         self._users[conversation] = self._users.get(conversation, 0) + 1
         try:
             async with lock:                # FIFO per conversation: messages keep their order
-                attempt = 0
+                attempt = throttles = 0
                 while True:
                     attempt += 1
-                    await self._slot(conversation)
+                    sent = await self._slot(conversation)
                     try:
                         result = await request()
+                        self._settle(conversation, sent, counted=True)
                         self.stats.sent += 1
                         return result
                     except Exception as error:
                         status = status_of(error)
+                        # a throttled request did not count against the limits; others may have
+                        self._settle(conversation, sent, counted=status != 429)
                         if status in PERMANENT_STATUSES:
                             raise Undeliverable(_reason(status), status) from None
                         if not _transient(error, status):
                             raise
-                        if attempt >= self.limits.max_attempts:
+                        throttled = status == 429 and throttles < self.limits.max_throttles
+                        if not throttled and attempt - throttles >= self.limits.max_attempts:
                             raise DeliveryFailed(status or 0, attempt) from None
                         delay = retry_after_of(error)
-                        if status == 429:
-                            self.stats.throttled += 1
                         if delay is None:
-                            backoff = self.limits.base_backoff * 2 ** (attempt - 1)
+                            tries = throttles if status == 429 else attempt - throttles
+                            backoff = self.limits.base_backoff * 2 ** max(0, tries - 1)
                             delay = min(self.limits.max_backoff, backoff) * (0.5 + random.random() / 2)
+                        if status == 429:
+                            # Teams says "slow down" without saying whether this conversation or the
+                            # whole bot: hold both until Retry-After (our windows keep us under the
+                            # per-conversation limits, so a 429 usually means the bot-wide one)
+                            throttles += 1
+                            self.stats.throttled += 1
+                            until = self._now() + delay
+                            self._bot.paused_until = max(self._bot.paused_until, until)
                         self.stats.retried += 1
                         self._window(conversation).paused_until = self._now() + delay
                         log.info("teams answered %s; retrying in %.2fs (attempt %d)", status, delay, attempt)
@@ -181,6 +218,11 @@ class Pacer:
                     self._conversations.pop(conversation, None)
                 self._locks.pop(conversation, None)
                 self._users.pop(conversation, None)
+
+
+def text_activity(text: str) -> Activity:
+    """A plain message (for callers outside bot/ and dialogs/, which do not import botbuilder)."""
+    return MessageFactory.text(text)
 
 
 def status_of(error: BaseException) -> int | None:
@@ -210,9 +252,11 @@ def retry_after_of(error: BaseException) -> float | None:
 def _transient(error: BaseException, status: int | None) -> bool:
     if status is not None:
         return status in RETRY_STATUSES
-    from msrest.exceptions import ClientRequestError
+    from msrest.exceptions import ClientRequestError, DeserializationError
 
-    return isinstance(error, (ClientRequestError, ConnectionError, asyncio.TimeoutError))
+    # no status: the connection failed, or the answer was not the connector's JSON (a gateway's page)
+    return isinstance(error, (ClientRequestError, DeserializationError, ConnectionError, OSError,
+                              asyncio.TimeoutError))
 
 
 def _tenant_of(activity: Activity) -> str:
@@ -241,6 +285,9 @@ class Proactive:
                  limits: RateLimits | None = None) -> None:
         self.adapter, self.store, self.app_id, self.tenant_id = adapter, store, app_id, tenant_id
         self.pacer = Pacer(limits)
+        # where to create a 1:1 chat before anyone has talked to the bot (Teams' service URL is per
+        # region; the coordinators' channel setting gives it): set by bot.scheduler.install_scheduler
+        self.default_service_url = ""
 
     async def remember(self, activity: Activity) -> None:
         """Keep the reference of the conversation this activity came from (personal chats per user,
@@ -341,9 +388,9 @@ class Proactive:
     async def create_personal(self, user_id: str, *, service_url: str = "", tenant_id: str = "") -> ConversationReference:
         """Create the 1:1 conversation with the tenant id, and keep its reference. 403 (the bot is not
         installed for that user) raises ``Undeliverable``."""
-        service_url = service_url or await self._any_service_url()
+        service_url = service_url or await self._any_service_url() or self.default_service_url
         if not service_url:
-            raise Undeliverable("no_service_url")
+            raise NoConversation(user_id)      # nobody has talked to the bot yet: try again later
         tenant = tenant_id or self.tenant_id or await self._any_tenant()
         parameters = ConversationParameters(
             is_group=False, bot=ChannelAccount(id=self.app_id), members=[ChannelAccount(id=user_id)],
@@ -387,4 +434,4 @@ class Proactive:
 
 
 __all__ = ["Proactive", "Pacer", "RateLimits", "Undeliverable", "DeliveryFailed", "NoConversation",
-           "status_of", "retry_after_of"]
+           "status_of", "retry_after_of", "text_activity"]

@@ -136,6 +136,8 @@ def install_scheduler(services: "Services") -> None:
         return await scheduler.start()
 
     services.features["scheduler.start"] = start
+    if services.proactive is not None and not getattr(services.proactive, "default_service_url", ""):
+        services.proactive.default_service_url = services.config.coordinator_service_url
     if services.due_work is not None:
         services.due_work.on_problem(lambda problem: report_problem(services, problem))
 

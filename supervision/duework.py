@@ -362,11 +362,13 @@ class DueWorkRunner:
 
     # --- running ------------------------------------------------------------------------------------
     async def run_due(self, now: datetime | None = None) -> RunReport:
-        """Run everything due by ``now`` (catching up after downtime), reading only due cases."""
+        """Run everything due by ``now`` (catching up after downtime), reading only due cases.
+
+        The index is kept by the repository on every case change; ``rebuild_index`` (the scheduler at
+        start-up and every few hours, ``run-due`` when it finds no index) covers cases written before
+        the index existed or behind the repository's back."""
         now = as_utc(now or self.clock.now())
         report = RunReport()
-        if not await self.index_built():
-            await self.rebuild_index()
         due = await self.due_case_ids(now)
         semaphore = asyncio.Semaphore(CONCURRENCY)
 
