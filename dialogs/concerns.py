@@ -108,7 +108,7 @@ def register(router: Router, services: Services) -> list[Any]:
     router.verb("concern.resolve", resolve)
     services.events.on("concern.raised", on_raised)
     if services.due_work is not None:
-        services.due_work.add_source(concern_work)
+        services.due_work.add_source(concern_work, include_closed=True)   # complaints may come after closure
         services.due_work.on("concern.escalate", escalate)
     return []
 

@@ -133,3 +133,22 @@ def test_raised_card_names_who_handles_it(validate_card):
     validate_card(card)
     assert "the partnership business manager" in json.dumps(card)
     validate_card(concern_card(T, held_case(), concern, "text"))
+
+
+async def test_a_complaint_after_the_case_closed_still_escalates(harness: BotHarness, clock):
+    from supervision.models import CaseState
+
+    services = harness.parts.services
+    clock.set(datetime(2026, 9, 7, 10, tzinfo=UTC))
+    await services.cases.create(held_case(state=CaseState.FOLLOW_UP_DUE))
+    for user in (ADELE, PATTI, LEAD):
+        await harness.say(user, "hello")
+    case, concern = await services.features["concerns"].raise_(actor(PATTI), "case-rec-1", "complaint",
+                                                                "The follow-up was never explained")
+    await services.features["followup"].record(actor(PATTI), "case-rec-1", {
+        "outcomes": "Settled", "what_changed": "Attendance", "plan_moved_on": "yes"})
+    assert (await services.cases.require("case-rec-1")).state == CaseState.CLOSED
+    clock.set(datetime(2026, 9, 14, 10, tzinfo=UTC))           # five working days on
+    report = await services.due_work.run_due()
+    assert f"case-rec-1:concern:{concern.id}:escalate" in report.ran
+    assert [c for s in harness.connector.messages(f"personal-{LEAD.id}") for c in s.cards]
