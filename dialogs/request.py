@@ -324,7 +324,12 @@ class RequestFlow:
 
     # --- notifications (domain events) ----------------------------------------------------------
     async def _event_case(self, event: DomainEvent) -> Case | None:
-        return await self.services.cases.get(event.case_id)
+        """The case an event is about, read for its notifications (the read is audited)."""
+        case = await self.services.cases.get(event.case_id)
+        if case is not None:
+            await self.services.audit.record(actor="bot", action="request.notify", case_id=case.id,
+                                             what=event.kind, why="tell the people concerned")
+        return case
 
     async def on_submitted(self, event: DomainEvent) -> None:
         """The case is in the coordinators' queue: a card in their channel (no identifiers)."""
