@@ -274,3 +274,16 @@ async def test_without_scores_the_log_still_records_and_later_scores_refresh():
     current[0] = Scores(2.0, 4.0, 2.0, 3)
     [entry] = await log.read(reader, BOLTON)
     assert entry.scores_available is True and entry.impact == 2.0 and entry.evaluation_responses == 3
+
+
+def test_without_the_evaluation_feature_the_port_falls_back_and_the_card_says_so(monkeypatch, validate_card):
+    import sys
+
+    from dialogs.tracker import evaluation_scores
+
+    monkeypatch.setitem(sys.modules, "supervision.evaluation", None)     # as if the module were absent
+    assert evaluation_scores(object()) is None  # type: ignore[arg-type]
+    card = tracker_card(T, BOLTON, stats(sample_entries()), charts=[], downloads=[],
+                        scores_note=T("tracker.card.no_scores"))
+    validate_card(card)
+    assert "not available in this installation" in json.dumps(card)
