@@ -51,8 +51,13 @@ def main(argv: list[str] | None = None) -> int:
         return run_ops_command(config, args)
     if args.command in (None, "serve"):
         from bot.app import create_app
+        from supervision.errors import StoreLocked
 
-        app = create_app(config)
+        try:
+            app = create_app(config)
+        except StoreLocked as error:     # another process already runs on this data folder
+            print(f"Cannot start: {error}", file=sys.stderr)
+            return 2
         print(f"Group supervision bot on http://{config.host}:{config.port}/api/messages "
               f"(profile {config.default_profile}, storage {config.storage_backend} in {config.data_dir}, "
               f"auth {'anonymous local' if config.anonymous else config.app_type})", flush=True)
