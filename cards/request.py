@@ -268,7 +268,8 @@ def full_request(t: Catalogue, case: Case) -> list[Json]:
              (t(s + "current_plan"), _label(t, "request.plan", r.current_plan)),
              (t(s + "lead_professional"), ", ".join(x for x in (r.lead_professional.name, r.lead_professional.organisation,
                                                                  r.lead_professional.email) if x)),
-             (t(s + "lead_aware"), _label(t, "request.aware", r.lead_professional_aware.value)),
+             (t(s + "lead_aware"), t(s + "lead_unaware", reason=r.lead_professional_unaware_reason)
+              if r.lead_professional_unaware_reason else _label(t, "request.aware", r.lead_professional_aware.value)),
              (t(s + "trigger"), trigger),
              (t(s + "family_told"), t("request.yes_no.yes") if r.family_told
               else t(s + "family_not_told", reason=r.family_not_told_reason))]

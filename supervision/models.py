@@ -115,6 +115,7 @@ class RequestDetails:
     current_plan: str = ""
     lead_professional: Person = field(default_factory=Person)
     lead_professional_aware: Awareness = Awareness.YES
+    lead_professional_unaware_reason: str = ""   # Bolton template: "If no", why not
     reason: str = ""
     trigger: str = ""
     trigger_other: str = ""

@@ -92,7 +92,8 @@ def step_fields(profile: Profile, step: str) -> tuple[FieldSpec, ...]:
                   FieldSpec("current_plan", "choice", CURRENT_PLANS, required=True), FieldSpec("current_plan_other"),
                   FieldSpec("lead_professional.name"), FieldSpec("lead_professional.agency"),
                   FieldSpec("lead_professional.email", "email"),
-                  FieldSpec("lead_professional_aware", "choice", AWARENESS, required=True)]
+                  FieldSpec("lead_professional_aware", "choice", AWARENESS, required=True),
+                  FieldSpec("lead_professional_unaware_reason", "multiline")]
         if profile.request.manager_agreement_first:
             fields += [FieldSpec("manager.name", required=True), FieldSpec("manager.email", "email", required=True)]
         return tuple(fields)
@@ -139,7 +140,8 @@ def _all_single_fields(step: str) -> tuple[str, ...]:
         "child": ("child.forename", "child.surname", "child.also_known_as", "child.date_of_birth", "child.gender",
                   "child.ethnicity", "child.disability", "child.address"),
         "need": ("level_of_need", "current_plan", "current_plan_other", "lead_professional.name",
-                 "lead_professional.agency", "lead_professional.email", "lead_professional_aware", "manager.name",
+                 "lead_professional.agency", "lead_professional.email", "lead_professional_aware",
+                 "lead_professional_unaware_reason", "manager.name",
                  "manager.email"),
         "reason": ("reason", "trigger", "trigger_other", "pen_picture"),
         "voice": ("family_told", "family_not_told_reason", "child_voice", "family_voice", "agreed_to_share"),
@@ -213,6 +215,9 @@ def validate_step(profile: Profile, draft: Draft, step: str, today: date) -> lis
     if step == "need":
         if values.get("current_plan", "").strip() == "other" and not values.get("current_plan_other", "").strip():
             errors.append(FieldError("current_plan_other", "request.error.required"))
+        if values.get("lead_professional_aware", "").strip() == "no" and \
+                not values.get("lead_professional_unaware_reason", "").strip():
+            errors.append(FieldError("lead_professional_unaware_reason", "request.error.required"))
         if values.get("lead_professional_aware", "").strip() in ("yes", "no"):
             for key in ("lead_professional.name", "lead_professional.email"):
                 if not values.get(key, "").strip() and not any(e.field == key for e in errors):
@@ -321,6 +326,7 @@ def details_from(profile: Profile, draft: Draft, actor: Actor) -> RequestDetails
                                  email=v.get("lead_professional.email", "").lower(),
                                  organisation=v.get("lead_professional.agency", "")),
         lead_professional_aware=Awareness(aware) if aware in AWARENESS else Awareness.NOT_APPLICABLE,
+        lead_professional_unaware_reason=v.get("lead_professional_unaware_reason", "") if aware == "no" else "",
         reason=v.get("reason", ""), trigger=v.get("trigger", ""), trigger_other=v.get("trigger_other", ""),
         pen_picture=v.get("pen_picture", ""),
         family_told=v.get("family_told", "yes") == "yes", family_not_told_reason=v.get("family_not_told_reason", ""),

@@ -196,3 +196,14 @@ def test_lead_professional_aware_yes_needs_their_details():
         ("lead_professional.name", "request.error.required"), ("lead_professional.email", "request.error.required")]
     d.values["lead_professional_aware"] = "not_applicable"
     assert validate_step(profile, d, "need", TODAY) == []
+
+
+def test_lead_professional_not_aware_needs_a_reason():
+    d = good()
+    d.values["lead_professional_aware"] = "no"
+    assert keys(validate_step(BOLTON, d, "need", TODAY)) == [
+        ("lead_professional_unaware_reason", "request.error.required")]
+    d.values["lead_professional_unaware_reason"] = "On leave until Monday; told by email."
+    assert validate_step(BOLTON, d, "need", TODAY) == []
+    details = details_from(BOLTON, d, Actor("u1"))
+    assert details.lead_professional_unaware_reason == "On leave until Monday; told by email."
