@@ -7,6 +7,7 @@ small port; where that is missing the log records sessions without scores and sa
 from __future__ import annotations
 
 import base64
+import importlib
 import logging
 from datetime import timedelta
 from typing import Any
@@ -29,7 +30,7 @@ INLINE_LIMIT = 20_000          # bytes of PNG above which a chart is linked rath
 def evaluation_scores(services: Services) -> ScoresFor | None:
     """The port onto the evaluation feature, or None when it is not installed."""
     try:
-        from supervision import evaluation
+        evaluation = importlib.import_module("supervision.evaluation")
     except ImportError:
         return None
     impact_fn = getattr(evaluation, "session_impact", None)
