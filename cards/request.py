@@ -263,7 +263,8 @@ def full_request(t: Catalogue, case: Case) -> list[Json]:
                              for m in r.family]))
     trigger = _label(t, "request.trigger", r.trigger) + (f": {r.trigger_other}" if r.trigger_other else "")
     pairs = [(t(s + "requester"), ", ".join(x for x in (r.requester.name, r.requester.role, r.requester.organisation,
-                                                         r.requester.email, r.requester.phone) if x)),
+                                                         r.requester.email, r.requester.phone, r.requester.address)
+                                            if x)),
              (t(s + "level_of_need"), r.level_of_need),
              (t(s + "current_plan"), _label(t, "request.plan", r.current_plan)),
              (t(s + "lead_professional"), ", ".join(x for x in (r.lead_professional.name, r.lead_professional.organisation,

@@ -59,6 +59,7 @@ class Person:
     role: str = ""
     organisation: str = ""
     phone: str = ""
+    address: str = ""          # a practitioner's work address (the request template asks for it)
     user_id: str = ""          # Teams/AAD object id, when known
     team: str = ""             # line-management team, for facilitator independence
 

@@ -313,7 +313,8 @@ def details_from(profile: Profile, draft: Draft, actor: Actor) -> RequestDetails
     return RequestDetails(
         requester=Person(name=v.get("requester.name", ""), email=v.get("requester.email", "").lower(),
                          role=v.get("requester.role", ""), organisation=v.get("requester.organisation", ""),
-                         phone=v.get("requester.phone", ""), user_id=actor.user_id),
+                         phone=v.get("requester.phone", ""), address=v.get("requester.address", ""),
+                         user_id=actor.user_id),
         child=ChildDetails(forename=v.get("child.forename", ""), surname=v.get("child.surname", ""),
                            also_known_as=v.get("child.also_known_as", ""),
                            date_of_birth=parse_date(v.get("child.date_of_birth", "")), gender=v.get("child.gender", ""),

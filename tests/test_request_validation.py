@@ -38,6 +38,7 @@ def draft(values: dict[str, str] | None = None, family: list[str] | None = None,
 def good() -> Draft:
     values = {
         "requester.name": "Alex Wilber", "requester.email": "alexw@example.com", "requester.role": "Worker",
+        "requester.address": "Faketown Council, 2 Office Way",
         "child.forename": "Zebedee", "child.surname": "Example", "child.date_of_birth": "2015-03-14",
         "level_of_need": "Early Help", "current_plan": "none", "lead_professional.name": "Patti Fernandez",
         "lead_professional.email": "pattif@example.com", "lead_professional_aware": "yes",
@@ -60,6 +61,7 @@ def test_a_good_request_passes_every_step_and_builds_the_details():
     assert details.child.date_of_birth == date(2015, 3, 14) and details.requester.user_id == "u1"
     assert details.agencies == ["GP", "Police"] and details.family[0].relationship == "sibling"
     assert details.family_told is True
+    assert details.requester.address == "Faketown Council, 2 Office Way"
 
 
 @pytest.mark.parametrize("raw,expected", [
