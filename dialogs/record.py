@@ -281,6 +281,7 @@ def register(router: Router, services: Services) -> list[Any]:
         url = await document_link(services, turn.actor.user_id, result.case.id, result.record.session_number) \
             if full else ""
         people = await distribution_list(result.case, result.record)
+        posted = await uc.get_stored(result.case.id, result.record.session_number)
         plan = next((s for s in [result.case.session, *result.case.previous_sessions]
                      if s.number == result.record.session_number), result.case.session)
         marks = record_deadlines(result.case if plan is result.case.session else
@@ -295,8 +296,7 @@ def register(router: Router, services: Services) -> list[Any]:
                     timeliness.append((what, due, met))
         await turn.send_card(published_card(turn.t, result.case, full=full, action_count=len(result.record.actions),
                                             attendees=len(people), timeliness=timeliness,
-                                            summary_posted=bool(result.stored.summary_conversation_id
-                                                                or services.config.coordinator_conversation_id),
+                                            summary_posted=bool(posted and posted.summary_posted_to),
                                             further=result.further_session_started, document_url=url,
                                             learning_goes_to=profile_for(services, result.case).learning_goes_to),
                              turn.t("record.done.title", reference=result.case.reference))
@@ -325,6 +325,9 @@ def register(router: Router, services: Services) -> list[Any]:
         for email, user_id in facilitator_contacts(case):
             if email:
                 people.setdefault(email.lower(), user_id)
+        lead = case.request.lead_professional      # places the record on the child's file
+        if lead.email:
+            people.setdefault(lead.email.lower(), lead.user_id)
         return list(people.items())
 
     async def on_recorded(event: DomainEvent) -> None:
@@ -347,6 +350,7 @@ def register(router: Router, services: Services) -> list[Any]:
             try:
                 await services.proactive.send_to_conversation(target, card_activity(
                     summary, t("record.summary.title", reference=case.reference)), service_url=service_url)
+                await uc.summary_posted(case.id, session, target)
             except Exception as error:
                 log.warning("summary post failed: %s", type(error).__name__)
         for email, user_id in await distribution_list(case, record):

@@ -97,6 +97,7 @@ class StoredRecord:
     sent_rows: dict[str, str] = field(default_factory=dict)      # action row -> action item id
     summary_conversation_id: str = ""                          # meeting chat or channel for the summary
     summary_service_url: str = ""
+    summary_posted_to: str = ""                                # where the summary went, once posted
     updated_by: str = ""
     updated_at: datetime | None = None
     actions_sent_at: datetime | None = None
@@ -444,6 +445,12 @@ class RecordSessions:
         await self.audit.record(actor=actor.audit_name, action="record.open", case_id=case.id,
                                 what=f"session {case.session.number} record draft", why="record the session")
         return case, doc
+
+    async def summary_posted(self, case_id: str, session_number: int, conversation_id: str) -> None:
+        doc = await self.get_stored(case_id, session_number)
+        if doc is not None:
+            doc.summary_posted_to = conversation_id
+            await self._put(doc)
 
     async def remember_summary_target(self, case_id: str, conversation_id: str, service_url: str = "") -> None:
         """Where the summary card goes: the meeting chat or channel the session was held from."""

@@ -208,3 +208,14 @@ async def test_stale_or_tampered_payloads_to_every_verb_answer_politely(harness:
         status, body = await harness.execute(ADELE, verb, extra)
         assert status == 200 and body["statusCode"] == 200, (extra, status, body)
     assert not [s for s in harness.connector.sent if "quote reference" in s.text], "no turn failed"
+
+
+async def test_with_no_chat_or_channel_known_the_facilitator_is_told_no_summary_was_posted(harness: BotHarness, clock):
+    services = harness.parts.services
+    clock.set(held_case().session.held_at + timedelta(days=1))
+    await services.cases.create(held_case())
+    await introduce(harness, ADELE)
+    replies = await harness.submit(ADELE, {"verb": "record.publish", "case_id": "case-rec-1", **good_form(held_case())})
+    body = texts(cards_in(replies)[-1])
+    assert "No channel or meeting chat is known for this case, so no summary was posted." in body
+    assert not [s for s in harness.connector.sent if not s.conversation_id.startswith(("personal-", "a:personal-"))]
