@@ -219,3 +219,24 @@ async def test_with_no_chat_or_channel_known_the_facilitator_is_told_no_summary_
     body = texts(cards_in(replies)[-1])
     assert "No channel or meeting chat is known for this case, so no summary was posted." in body
     assert not [s for s in harness.connector.sent if not s.conversation_id.startswith(("personal-", "a:personal-"))]
+
+
+async def test_a_further_session_goes_back_to_the_lead_facilitator_to_schedule(harness: BotHarness, clock):
+    from supervision.catalogue import Catalogue
+
+    services = harness.parts.services
+    clock.set(held_case().session.held_at + timedelta(days=1))
+    await services.cases.create(held_case())
+    await introduce(harness, ADELE, PATTI, ALEX)
+    harness.connector.clear()
+    form = good_form(held_case(), further_sessions="yes", further_sessions_when="2026-04-07")
+    replies = await harness.submit(ADELE, {"verb": "record.publish", "case_id": "case-rec-1", **form})
+    assert "A further session was agreed" in texts(cards_in(replies)[-1])
+    case = await services.cases.require("case-rec-1")
+    assert case.state == CaseState.FACILITATORS_ASSIGNED and case.session.number == 2
+    assert case.previous_sessions[0].held_at == held_case().session.held_at
+    title = Catalogue("en")("schedule.title")
+    to_adele = [c for s in harness.connector.messages(f"personal-{ADELE.id}") for c in s.cards]
+    assert any(title in texts(c) for c in to_adele), "the scheduling card for session 2"
+    # session 1's actions are still followed up
+    assert {t.id for t in case.tracked if t.kind == "action_item"} == {"s1a1", "s1a2"}
