@@ -281,7 +281,7 @@ def _quiet_retries(ctx: TurnContext) -> None:
 
 
 class Proactive:
-    def __init__(self, adapter: "BotAdapter", store: DocumentStore, app_id: str, tenant_id: str = "",
+    def __init__(self, adapter: BotAdapter, store: DocumentStore, app_id: str, tenant_id: str = "",
                  limits: RateLimits | None = None) -> None:
         self.adapter, self.store, self.app_id, self.tenant_id = adapter, store, app_id, tenant_id
         self.pacer = Pacer(limits)

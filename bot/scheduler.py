@@ -124,7 +124,7 @@ async def _nothing() -> None:
     return None
 
 
-def install_scheduler(services: "Services") -> None:
+def install_scheduler(services: Services) -> None:
     """Wire the scheduler into the app: ``services.features["scheduler.start"]`` and problem reports."""
 
     async def start() -> Stop:
@@ -142,7 +142,7 @@ def install_scheduler(services: "Services") -> None:
         services.due_work.on_problem(lambda problem: report_problem(services, problem))
 
 
-async def report_problem(services: "Services", problem: DeliveryProblem) -> None:
+async def report_problem(services: Services, problem: DeliveryProblem) -> None:
     """Tell the case's facilitators that something could not be delivered (or not confirmed)."""
     await services.audit.record(actor="scheduler", action="delivery.problem", case_id=problem.case_id,
                                 what=f"{problem.kind} {problem.status.value} {problem.http_status or ''}".strip(),
@@ -187,7 +187,7 @@ def parse_now(value: str | None) -> datetime | None:
     return as_utc(when)
 
 
-async def run_due_once(config: "Config", now: datetime | None = None, *, rebuild: bool = False,
+async def run_due_once(config: Config, now: datetime | None = None, *, rebuild: bool = False,
                        store: Any = None) -> RunReport | None:
     """One pass outside the server (cron, Azure timer, tests). None: another instance leads."""
     from bot.app import PARTS, create_app
@@ -209,12 +209,15 @@ async def run_due_once(config: "Config", now: datetime | None = None, *, rebuild
             if lease is not None:
                 await lease.release()
     finally:
+        close_adapter = getattr(app[PARTS].adapter, "close", None)     # the pooled HTTP session
+        if close_adapter is not None:
+            await close_adapter()
         close = getattr(services.store, "close", None)
         if close is not None and store is None:
             await close()
 
 
-def run_due_command(config: "Config", now_text: str | None, rebuild: bool = False) -> int:
+def run_due_command(config: Config, now_text: str | None, rebuild: bool = False) -> int:
     try:
         now = parse_now(now_text)
     except ValueError as error:

@@ -37,7 +37,7 @@ import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Protocol
 
 from supervision.clock import Clock, as_utc, format_uk_datetime
@@ -70,7 +70,7 @@ class DueWork:
     expires_at: datetime | None = None    # past this it is pointless: recorded as expired, not run
 
 
-class Delivery(str, Enum):
+class Delivery(StrEnum):
     SENT = "sent"                      # sent now
     ALREADY_SENT = "already_sent"      # an earlier run sent it (confirmed): not sent again
     UNCONFIRMED = "unconfirmed"        # an earlier run crashed between sending and recording: not sent again
@@ -290,22 +290,30 @@ class DueWorkRunner:
 
     async def _write_index(self, case_id: str, next_due: datetime | None, version: int,
                            only_if_version: int | None = None) -> None:
-        shard = shard_of(case_id)
+        await self._write_shard(shard_of(case_id), {case_id: (next_due, version, only_if_version)})
+
+    async def _write_shard(self, shard: str,
+                           changes: dict[str, tuple[datetime | None, int, int | None]]) -> None:
+        """Apply (next due, case version, only-if-version) per case to one index shard, in one write."""
         for _ in range(50):
             stored = await self.store.get(INDEX, shard)
             entries: dict[str, Any] = dict(stored.data.get("cases", {})) if stored else {}
-            current = entries.get(case_id)
-            if only_if_version is not None and current is not None and current[1] > only_if_version:
-                return               # the case changed meanwhile; its own re-index is newer
-            if next_due is None:
-                if case_id not in entries:
-                    return
-                entries.pop(case_id)
-            else:
+            changed = False
+            for case_id, (next_due, version, only_if_version) in changes.items():
+                current = entries.get(case_id)
+                if only_if_version is not None and current is not None and current[1] > only_if_version:
+                    continue             # the case changed meanwhile; its own re-index is newer
+                if next_due is None:
+                    if case_id in entries:
+                        entries.pop(case_id)
+                        changed = True
+                    continue
                 entry = [as_utc(next_due).isoformat(), version]
-                if current == entry:
-                    return
-                entries[case_id] = entry
+                if current != entry:
+                    entries[case_id] = entry
+                    changed = True
+            if not changed:
+                return
             try:
                 if stored:
                     await self.store.put(INDEX, shard, {"cases": entries}, etag=stored.etag)
@@ -371,12 +379,15 @@ class DueWorkRunner:
         report = RunReport()
         due = await self.due_case_ids(now)
         semaphore = asyncio.Semaphore(CONCURRENCY)
+        updates: dict[str, dict[str, tuple[datetime | None, int, int | None]]] = {}
 
         async def one(case_id: str) -> None:
             async with semaphore:
-                await self._run_case(case_id, now, report)
+                await self._run_case(case_id, now, report, updates)
 
         await asyncio.gather(*(one(case_id) for case_id in due))
+        # each case's next due time, one write per shard for the whole pass
+        await asyncio.gather(*(self._write_shard(shard, changes) for shard, changes in updates.items()))
         return report
 
     async def run_case(self, case_id: str, now: datetime | None = None) -> RunReport:
@@ -385,7 +396,8 @@ class DueWorkRunner:
         await self._run_case(case_id, as_utc(now or self.clock.now()), report)
         return report
 
-    async def _run_case(self, case_id: str, now: datetime, report: RunReport) -> None:
+    async def _run_case(self, case_id: str, now: datetime, report: RunReport,
+                        updates: dict[str, dict[str, tuple[datetime | None, int, int | None]]] | None = None) -> None:
         case = await self.cases.get(case_id)
         report.cases_read += 1
         if case is None:
@@ -403,7 +415,10 @@ class DueWorkRunner:
             elif isinstance(result, datetime):
                 retry_at[item.key] = result
         next_due = self._next_due(work, done, retry_at)
-        await self._write_index(case_id, next_due, case.version, only_if_version=case.version)
+        if updates is None:
+            await self._write_index(case_id, next_due, case.version, only_if_version=case.version)
+        else:
+            updates.setdefault(shard_of(case_id), {})[case_id] = (next_due, case.version, case.version)
 
     async def _run_one(self, work: DueWork, now: datetime, report: RunReport) -> str | datetime | None:
         """Returns "done", a retry time, or None (someone else has it)."""

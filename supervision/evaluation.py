@@ -30,7 +30,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 from urllib.parse import unquote
 
@@ -58,7 +58,7 @@ PRE_OPEN_STATES = frozenset({S.SCHEDULED, S.PRE_SESSION})
 POST_OPEN_STATES = frozenset({S.HELD, S.RECORDED, S.ACTIONS_DISTRIBUTED})
 
 
-class Phase(str, Enum):
+class Phase(StrEnum):
     PRE = "pre"
     POST = "post"
 

@@ -4,7 +4,7 @@ the session held by the facilitator or by the Teams meeting-end event sends the 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,8 +18,9 @@ from dialogs import evaluation as evaluation_feature
 from dialogs import meeting as meeting_feature
 from storage.memory import MemoryStore
 from supervision.calendar import WorkingCalendar
+from supervision.catalogue import Catalogue
 from supervision.clock import FixedClock
-from supervision.errors import FieldError, Forbidden, ValidationFailed
+from supervision.errors import Forbidden, ValidationFailed
 from supervision.evaluation import (
     EvaluationClosed,
     EvaluationResponse,
@@ -34,7 +35,6 @@ from supervision.evaluation import (
     session_impact,
     validate,
 )
-from supervision.catalogue import Catalogue
 from supervision.lifecycle import Deadlines, Event, apply
 from supervision.models import CaseState, InviteStatus
 from supervision.repository import AuditLog, CaseRepository
@@ -49,7 +49,6 @@ from tests.test_scheduler_cases import (
     scheduled_case,
 )
 
-UTC = timezone.utc
 PATTI = User(id="user-id-4", name="Patti Fernandez", email="pattif@example.com")
 ALEX = User(id="user-id-0", name="Alex Wilber", email="alexw@example.com")
 ISAIAH = User(id="user-id-3", name="Isaiah Langer", email="isaiahl@example.com")

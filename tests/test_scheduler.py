@@ -7,7 +7,7 @@ import asyncio
 import os
 import sys
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,6 @@ from tests.test_scheduler_cases import (
     scheduled_case,
 )
 
-UTC = timezone.utc
 ROOT = Path(__file__).resolve().parent.parent
 LATE = "This message is late"
 

@@ -7,7 +7,7 @@ weekend, so the pre-session evaluation is due on Wednesday 1 April and the remin
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -26,7 +26,6 @@ from supervision.models import (
 from tests.support.connector import FakeConnector
 from tests.support.harness import User
 
-UTC = timezone.utc
 SESSION_START = uk_datetime(datetime(2026, 4, 8).date(), 10)          # 09:00 UTC
 PRE_DUE = datetime(2026, 4, 1, 8, 0, tzinfo=UTC)                       # Wed 1 Apr 09:00 BST
 REMINDER_DUE = datetime(2026, 4, 7, 8, 0, tzinfo=UTC)                  # Tue 7 Apr 09:00 BST
