@@ -14,8 +14,9 @@ from supervision.clock import Clock, uk_datetime, uk_local
 from supervision.codec import from_data, to_data
 from supervision.duework import DueWork
 from supervision.errors import DomainError, FieldError, Forbidden, IllegalTransition, NotFound, ValidationFailed
-from supervision.models import Case, Role, Tracked, find_identifiers, identifiers_of
+from supervision.models import Case, Role, Tracked, find_identifiers
 from supervision.ports import DocumentStore, DomainEvent, EventSink
+from supervision.record import record_identifiers
 from supervision.repository import AuditLog, CaseRepository
 from supervision.roles import Action as Permission
 from supervision.roles import Actor, authorize, case_roles
@@ -161,7 +162,7 @@ class Concerns:
 
     def lead_copy(self, case: Case, concern: Concern) -> str:
         """The concern's text as the named lead (not a case member) sees it: identifiers removed."""
-        return redact(concern.text, identifiers_of(case.request))
+        return redact(concern.text, record_identifiers(case))
 
 
 def concern_work(case: Case, hour: int = 9) -> list[DueWork]:

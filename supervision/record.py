@@ -214,11 +214,23 @@ def _split(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+def record_identifiers(case: Case) -> list[str]:
+    """``identifiers_of`` plus the other ways people write a date of birth (3/7/2015, 03.07.2015,
+    03-07-2015, 3/7/15, July 3, 2015)."""
+    found = set(identifiers_of(case.request))
+    births = [case.request.child.date_of_birth, *(m.date_of_birth for m in case.request.family)]
+    for born in (b for b in births if b):
+        found |= {f"{born.day}/{born.month}/{born.year}", born.strftime("%d.%m.%Y"), born.strftime("%d-%m-%Y"),
+                  f"{born.day}.{born.month}.{born.year}", f"{born.day}/{born.month}/{born:%y}",
+                  born.strftime("%d/%m/%y"), f"{born:%B} {born.day}, {born.year}"}
+    return sorted(found, key=len, reverse=True)
+
+
 def check_identifiers(form: Mapping[str, str], case: Case, profile: Profile) -> list[FieldError]:
     """Where the profile forbids identifiers in the record: every free-text field that holds one."""
     if profile.record.child_identifiers_allowed:
         return []
-    identifiers = identifiers_of(case.request)
+    identifiers = record_identifiers(case)
     if not identifiers:
         return []
     fields = list(FREE_TEXT) + [f"section_{s.key}" for s in profile.model.sections]

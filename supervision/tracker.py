@@ -17,10 +17,10 @@ from supervision.codec import from_data, to_data
 from supervision.concerns import redact
 from supervision.errors import Forbidden
 from supervision.lifecycle import Deadlines
-from supervision.models import Case, identifiers_of
+from supervision.models import Case
 from supervision.ports import DocumentStore
 from supervision.profile import Profile
-from supervision.record import SessionRecord, on_time
+from supervision.record import SessionRecord, on_time, record_identifiers
 from supervision.repository import AuditLog, CaseRepository
 from supervision.roles import Action as Permission
 from supervision.roles import Actor, Directory, authorize
@@ -87,7 +87,7 @@ def _day(when: datetime | None) -> date | None:
 def build_entry(case: Case, record: SessionRecord, profile: Profile, deadlines: Deadlines,
                 scores: Scores | None) -> TrackerEntry:
     """The anonymised entry for one recorded session (pure: the tests check it for identifiers)."""
-    identifiers = identifiers_of(case.request)
+    identifiers = record_identifiers(case)
 
     def clean(text: str) -> str:
         return redact(text, identifiers) if identifiers else text

@@ -113,6 +113,10 @@ def test_sending_actions_needs_only_the_date_attendees_and_at_least_one_complete
     ("escalation_issues", "Born 14/03/2015, so eleven now", "14/03/2015"),
     ("action_1_description", "Visit 1 Synthetic Street", "1 Synthetic Street"),
     ("other_themes", "zeb and school", "Zeb"),
+    ("learning_points", "DOB 14.03.2015 noted", "14.03.2015"),
+    ("learning_points", "born 14/3/2015", "14/3/2015"),
+    ("learning_points", "born 14/3/15", "14/3/15"),
+    ("learning_points", "mother born 01-02-1990", "01-02-1990"),
 ])
 def test_argyll_refuses_identifiers_naming_the_field_and_what_was_found(field, value, found):
     case = held_case(profile_id="argyll_bute")
