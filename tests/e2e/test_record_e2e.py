@@ -1,9 +1,9 @@
 """From record to summary to an action marked done, through the Microsoft 365 Agents Playground.
 
 A held case (Bolton profile) is seeded into the bot's store before its stack starts. Adele
-(facilitator) types ``record session`` in the group chat (the meeting chat): the form comes to her
+(facilitator) types ``record session`` in the team's General channel: the form comes to her
 personal chat; a first publish with a bad due date is refused naming the field and keeping what was
-typed; the corrected record is published. The summary card lands in the group chat; Patti (lead
+typed; the corrected record is published. The summary card lands in that channel thread; Patti (lead
 professional, GP) gets the full record and her action card in personal chat, marks the action done
 (Action.Execute, card replaced in place) and Adele's actions card is updated in place. No message in
 the group chat or channel, and nothing in the bot's log, carries the child's or family's identifiers.
@@ -40,7 +40,7 @@ from supervision.models import (
     identifiers_of,
 )
 from supervision.repository import CaseRepository
-from tests.e2e.playground import PlaygroundClient, Stack, assert_no_identifiers_shared, card_actions
+from tests.e2e.playground import GENERAL_CHANNEL, PlaygroundClient, Stack, assert_no_identifiers_shared, card_actions
 
 pytestmark = pytest.mark.e2e
 T = Catalogue.for_language("en")
@@ -117,10 +117,12 @@ async def test_record_to_summary_in_the_chat_to_an_action_marked_done(
     for who in ("adele", "patti", "alex"):        # each has talked to the bot once (it knows their email)
         await client.ask("hello", user=who)
 
-    # record session in the meeting (group) chat: the form goes to Adele privately
-    said = await client.say("record session", user="adele", conversation="group")
+    # record session in the team's channel: the form goes to Adele privately, the summary to that thread
+    said = await client.say("record session", user="adele", conversation="channel")
     answer = await client.reply(said)
     assert answer.text == T("record.sent_privately")
+    thread = said.conversation_id
+    assert thread.startswith(f"{GENERAL_CHANNEL};messageid=")
     form = await client.wait_for_card(adele_chat, T("record.form.title", reference=REFERENCE), after=said.mark)
     validate_card(form.card)
     assert "Patti Fernandez (GP)" in form.all_text and "Ottoline" not in form.all_text
@@ -143,10 +145,10 @@ async def test_record_to_summary_in_the_chat_to_an_action_marked_done(
     done = await client.wait_for_card(adele_chat, T("record.done.title", reference=REFERENCE), after=pressed.mark)
     validate_card(done.card)
 
-    # the summary card in the meeting chat, with no child or family details
-    summary = await client.wait_for_card(record_stack.group_chat_id, T("record.summary.title", reference=REFERENCE),
-                                         after=pressed.mark)
+    # the summary card in the channel, with no child or family details
+    summary = await client.wait_for_card(thread, T("record.summary.title", reference=REFERENCE), after=pressed.mark)
     validate_card(summary.card)
+    assert summary.activity["conversation"]["id"].startswith(GENERAL_CHANNEL)
     assert "School attendance" in summary.all_text and "Adele Vance" in summary.all_text
 
     # Patti: the full record (with its document link) and her action card, in personal chat
