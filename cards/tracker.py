@@ -39,6 +39,8 @@ def tracker_card(t: Catalogue, profile: Profile, s: TrackerStats, *, charts: lis
                     (t("tracker.card.change"), _num(s.mean_impact))])]
     if scores_note:
         body.append(text(scores_note, subtle=True))
+    if s.by_level:
+        body += [heading(t("tracker.card.levels")), facts([(level, str(n)) for level, n in s.by_level.items()])]
     if s.by_theme:
         body += [heading(t("tracker.card.themes")),
                  facts([(theme, str(count)) for theme, count in list(s.by_theme.items())[:10]])]

@@ -173,6 +173,7 @@ def test_tracker_card_is_valid(validate_card):
                         downloads=[("CSV", "https://example.com/x.csv")], scores_note="note")
     validate_card(card)
     assert "3 of 4 (75%)" in json.dumps(card)
+    assert {"title": "Early Help", "value": "4"} in [f for b in card["body"] if b["type"] == "FactSet" for f in b["facts"]]
     validate_card(tracker_card(T, BOLTON, stats([]), charts=[], downloads=[]))
 
 
