@@ -8,6 +8,8 @@ naming each field, with everything the user typed still in place.
 """
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import date
 
 from cards.base import (
@@ -34,6 +36,7 @@ from supervision.profile import Profile
 from supervision.requests import (
     AWARENESS,
     CURRENT_PLANS,
+    MAX_TEXT,
     RELATIONSHIPS,
     STEPS,
     TRIGGERS,
@@ -42,6 +45,7 @@ from supervision.requests import (
     is_required,
     parse_date,
     row_fields,
+    row_is_open,
     row_key,
     rows_of,
     step_fields,
@@ -108,8 +112,8 @@ def _input_for(t: Catalogue, spec: FieldSpec, field_id: str, label: str, value: 
         day = parse_date(value)
         return date_input(field_id, label, value=day.isoformat() if day else "")
     if spec.kind == "email":
-        return text_input(field_id, label, value=value, style="Email", max_length=254)
-    return text_input(field_id, label, value=value, multiline=spec.kind == "multiline")
+        return text_input(field_id, label, value=value, style="Email", max_length=spec.max_length)
+    return text_input(field_id, label, value=value, multiline=spec.kind == "multiline", max_length=spec.max_length)
 
 
 # --- the immediate-risk gate and drafts ----------------------------------------------------------------
@@ -157,22 +161,45 @@ def _nav(t: Catalogue, draft: Draft, step: str) -> list[Json]:
     return actions
 
 
+def _row_line(t: Catalogue, draft: Draft, step: str, row: str) -> str:
+    """A complete row in one line: 'Mother: Mabel Example, Thu 02 Jul 1990' / 'GP: Patti Fernandez, GP, email'."""
+    def v(name: str) -> str:
+        return draft.value(row_key(step, row, name)).strip()
+
+    if step == "family":
+        born = parse_date(v("date_of_birth"))
+        rest = [v("name"), format_uk_date(born) if born else "", v("address")]
+        head = _label(t, "request.relationship", v("relationship"))
+    else:
+        rest = [v("name"), v("role"), v("email")]
+        head = v("agency")
+    return f"{head}: " + ", ".join(x for x in rest if x)
+
+
 def _rows(t: Catalogue, profile: Profile, draft: Draft, step: str) -> list[Json]:
+    """Rows being edited (or empty) as inputs; complete rows as one line with Edit and Remove."""
     items: list[Json] = []
     rows = rows_of(draft, step)
     which = "request.step_help.family_member" if step == "family" else "request.step_help.invitee"
+    remove = "remove_family" if step == "family" else "remove_invitee"
     if not rows:
         items.append(text(t("request.step_help.no_family" if step == "family" else "request.step_help.no_invitees"),
                           subtle=True))
     for number, row in enumerate(rows, start=1):
+        ids = {"draft_id": draft.id, "phase": step, "item_id": row}
+        if not row_is_open(draft, step, row):
+            items.append(container([
+                text(f"**{t(which, number=number)}** · {_row_line(t, draft, step, row)}"),
+                {"type": "ActionSet", "actions": [submit(t(BUTTON + "edit_row"), "request.row.edit", ids),
+                                                  submit(t(BUTTON + remove), "request.row.remove", ids)]}],
+                separator=True))
+            continue
         inputs: list[Json] = [heading(t(which, number=number))]
         for spec in row_fields(step):
             key = row_key(step, row, spec.id)
             label = t(f"request.field.{'family' if step == 'family' else 'invitee'}.{spec.id}")
             inputs.append(_input_for(t, spec, key, label, draft.value(key), spec.required))
-        remove = "remove_family" if step == "family" else "remove_invitee"
-        inputs.append({"type": "ActionSet", "actions": [
-            submit(t(BUTTON + remove), "request.row.remove", {"draft_id": draft.id, "phase": step, "item_id": row})]})
+        inputs.append({"type": "ActionSet", "actions": [submit(t(BUTTON + remove), "request.row.remove", ids)]})
         items.append(container(inputs, separator=True))
     add = "add_family" if step == "family" else "add_invitee"
     items.append({"type": "ActionSet", "actions": [
@@ -197,7 +224,7 @@ def step_card(t: Catalogue, profile: Profile, draft: Draft, step: str, errors: l
     if step in ("family", "invitees"):
         body.extend(_rows(t, profile, draft, step))
     if step == "review":
-        body.extend(review_sections(t, profile, draft))
+        return fit(lambda clip: card([*body, *review_sections(t, profile, draft, clip)], _nav(t, draft, step)))
     return card(body, _nav(t, draft, step))
 
 
@@ -209,21 +236,37 @@ def _shown(t: Catalogue, spec: FieldSpec, value: str) -> str:
     return value
 
 
-def review_sections(t: Catalogue, profile: Profile, draft: Draft) -> list[Json]:
+def review_sections(t: Catalogue, profile: Profile, draft: Draft, clip: int | None = None) -> list[Json]:
     blocks: list[Json] = []
     for step in STEPS[:-1]:
-        pairs = [(field_label(t, s.id), _shown(t, s, draft.value(s.id))) for s in step_fields(profile, step)]
-        for row in rows_of(draft, step):
-            for spec in row_fields(step):
-                key = row_key(step, row, spec.id)
-                if draft.value(key):
-                    pairs.append((field_label(t, key, draft), _shown(t, spec, draft.value(key))))
+        pairs = [(field_label(t, s.id), _clip(_shown(t, s, draft.value(s.id)), clip)) for s in step_fields(profile, step)]
+        which = "request.step_help.family_member" if step == "family" else "request.step_help.invitee"
+        for number, row in enumerate(rows_of(draft, step), start=1):
+            if any(draft.value(row_key(step, row, spec.id)).strip() for spec in row_fields(step)):
+                pairs.append((t(which, number=number), _clip(_row_line(t, draft, step, row), clip)))
         blocks.append(heading(t(f"request.step.{step}")))
         blocks.append(facts(pairs) if pairs else text(t("request.summary.none"), subtle=True))
     return blocks
 
 
 # --- the case, as shown to its members in personal chat -------------------------------------------------
+
+CARD_LIMIT = 26_000      # bytes of card JSON; Teams refuses a message over about 28 KB
+
+
+def _clip(value: str, clip: int | None) -> str:
+    return value if clip is None or len(value) <= clip else value[:clip].rstrip() + " …"
+
+
+def fit(build: Callable[[int | None], Json]) -> Json:
+    """The card with every text in full if it fits Teams' size limit, else with long texts shortened
+    (the full text stays in the case)."""
+    for clip in (None, 800, 300, 100):
+        built = build(clip)
+        if len(json.dumps(built, ensure_ascii=False).encode()) <= CARD_LIMIT:
+            return built
+    return built
+
 
 def _date(day: date | None) -> str:
     return format_uk_date(day) if day else ""
@@ -246,7 +289,7 @@ def case_facts(t: Catalogue, case: Case, agreement_deadline: date | None = None)
     return facts(pairs)
 
 
-def full_request(t: Catalogue, case: Case) -> list[Json]:
+def full_request(t: Catalogue, case: Case, clip: int | None = None) -> list[Json]:
     """Everything in the request, identifiers included: for case members in personal chat only."""
     s = "request.summary."
     r = case.request
@@ -261,7 +304,7 @@ def full_request(t: Catalogue, case: Case) -> list[Json]:
         blocks.append(facts([(_label(t, "request.relationship", m.relationship),
                               ", ".join(x for x in (m.name, _date(m.date_of_birth), m.address) if x))
                              for m in r.family]))
-    trigger = _label(t, "request.trigger", r.trigger) + (f": {r.trigger_other}" if r.trigger_other else "")
+    trigger = _label(t, "request.trigger", r.trigger) + (f": {_clip(r.trigger_other, clip)}" if r.trigger_other else "")
     pairs = [(t(s + "requester"), ", ".join(x for x in (r.requester.name, r.requester.role, r.requester.organisation,
                                                          r.requester.email, r.requester.phone, r.requester.address)
                                             if x)),
@@ -269,26 +312,26 @@ def full_request(t: Catalogue, case: Case) -> list[Json]:
              (t(s + "current_plan"), _label(t, "request.plan", r.current_plan)),
              (t(s + "lead_professional"), ", ".join(x for x in (r.lead_professional.name, r.lead_professional.organisation,
                                                                  r.lead_professional.email) if x)),
-             (t(s + "lead_aware"), t(s + "lead_unaware", reason=r.lead_professional_unaware_reason)
+             (t(s + "lead_aware"), t(s + "lead_unaware", reason=_clip(r.lead_professional_unaware_reason, clip))
               if r.lead_professional_unaware_reason else _label(t, "request.aware", r.lead_professional_aware.value)),
              (t(s + "trigger"), trigger),
              (t(s + "family_told"), t("request.yes_no.yes") if r.family_told
-              else t(s + "family_not_told", reason=r.family_not_told_reason))]
+              else t(s + "family_not_told", reason=_clip(r.family_not_told_reason, clip)))]
     if case.manager:
         pairs.append((t(s + "manager"), f"{case.manager.name}, {case.manager.email}"))
     blocks += [heading(t("request.step.need")), facts(pairs),
-               heading(t(s + "reason")), text(r.reason or "-")]
+               heading(t(s + "reason")), text(_clip(r.reason, clip) or "-")]
     for key, value in (("pen_picture", r.pen_picture), ("child_voice", r.child_voice),
                        ("family_voice", r.family_voice), ("agreed_to_share", r.agreed_to_share)):
         if value:
-            blocks += [heading(t(s + key)), text(value)]
+            blocks += [heading(t(s + key)), text(_clip(value, clip))]
     blocks.append(heading(t(s + "invitees")))
     blocks.append(facts([(i.agency, ", ".join(x for x in (i.name, i.role, i.email) if x)) for i in r.invitees]))
     if r.additional_information:
         blocks.append(heading(t(s + "additional_information")))
-        blocks.extend(text(info) for info in r.additional_information)
+        blocks.extend(text(_clip(info, clip)) for info in r.additional_information)
     if case.info_request:
-        blocks += [heading(t(s + "info_request")), text(case.info_request)]
+        blocks += [heading(t(s + "info_request")), text(_clip(case.info_request, clip))]
     if case.facilitators:
         names = [t(s + "lead_marker", name=f.name) if f.lead else f.name for f in case.facilitators]
         blocks += [heading(t(s + "facilitators")), text(", ".join(names))]
@@ -299,15 +342,14 @@ def requester_summary_card(t: Catalogue, case: Case, agreement_deadline: date | 
     s = "request.summary."
     sent = (t(s + "sent_manager", name=case.manager.name) if case.manager and case.state.value == "manager_review"
             else t(s + "sent"))
-    body = [title(t(s + "title", reference=case.reference)), text(sent), case_facts(t, case, agreement_deadline),
-            *full_request(t, case)]
-    return card(body)
+    return fit(lambda clip: card([title(t(s + "title", reference=case.reference)), text(sent),
+                                  case_facts(t, case, agreement_deadline), *full_request(t, case, clip)]))
 
 
 def case_card(t: Catalogue, case: Case, agreement_deadline: date | None = None) -> Json:
     """A case member's view of their case."""
-    return card([title(t("request.summary.title", reference=case.reference)), case_facts(t, case, agreement_deadline),
-                 *full_request(t, case)])
+    return fit(lambda clip: card([title(t("request.summary.title", reference=case.reference)),
+                                  case_facts(t, case, agreement_deadline), *full_request(t, case, clip)]))
 
 
 # --- the coordinators' channel: no child or family identifiers -------------------------------------------
@@ -345,42 +387,41 @@ def _show_card(label: str, body: list[Json], actions: list[Json]) -> Json:
 
 def decision_card(t: Catalogue, case: Case, agreement_deadline: date) -> Json:
     ids = {"case_id": case.id}
-    body = [title(t("request.decision.title", reference=case.reference)), case_facts(t, case, agreement_deadline),
-            *full_request(t, case)]
+    head = [title(t("request.decision.title", reference=case.reference)), case_facts(t, case, agreement_deadline)]
     actions = [
         submit(t(BUTTON + "agree"), "request.agree", ids, style="positive", validate=False),
         _show_card(t(BUTTON + "decline"),
-                   [text_input("decline_reason", t("request.field.decline_reason"), required=True, multiline=True,
+                   [text_input("decline_reason", t("request.field.decline_reason"), required=True, multiline=True, max_length=MAX_TEXT,
                                error=t("request.error.required"))],
                    [submit(t(BUTTON + "send_decline"), "request.decline", ids, style="destructive")]),
         _show_card(t(BUTTON + "ask_info"),
-                   [text_input("info_question", t("request.field.info_question"), required=True, multiline=True,
+                   [text_input("info_question", t("request.field.info_question"), required=True, multiline=True, max_length=MAX_TEXT,
                                error=t("request.error.required"))],
                    [submit(t(BUTTON + "send_question"), "request.ask_info", ids)]),
     ]
-    return card(body, actions)
+    return fit(lambda clip: card([*head, *full_request(t, case, clip)], actions))
 
 
 def manager_card(t: Catalogue, case: Case, agreement_deadline: date) -> Json:
     ids = {"case_id": case.id}
     body = [title(t("request.decision.manager_title", reference=case.reference)),
             text(t("request.decision.manager_body", requester=case.request.requester.name)),
-            case_facts(t, case, agreement_deadline), *full_request(t, case)]
+            case_facts(t, case, agreement_deadline)]
     actions = [
         submit(t(BUTTON + "endorse"), "request.manager.endorse", ids, style="positive", validate=False),
         _show_card(t(BUTTON + "manager_decline"),
-                   [text_input("decline_reason", t("request.field.decline_reason"), required=True, multiline=True,
+                   [text_input("decline_reason", t("request.field.decline_reason"), required=True, multiline=True, max_length=MAX_TEXT,
                                error=t("request.error.required"))],
                    [submit(t(BUTTON + "send_decline"), "request.manager.decline", ids, style="destructive")]),
     ]
-    return card(body, actions)
+    return fit(lambda clip: card([*body, *full_request(t, case, clip)], actions))
 
 
 def info_request_card(t: Catalogue, case: Case) -> Json:
     ids = {"case_id": case.id}
     body = [title(t("request.decision.info_title", reference=case.reference)),
             text(t("request.decision.info_body", question=case.info_request)), case_facts(t, case),
-            text_input("information", t("request.field.information"), required=True, multiline=True,
+            text_input("information", t("request.field.information"), required=True, multiline=True, max_length=MAX_TEXT,
                        error=t("request.error.required"))]
     return card(body, [submit(t(BUTTON + "add_info"), "request.provide_info", ids, style="positive")])
 
@@ -449,5 +490,5 @@ def facilitator_assigned_card(t: Catalogue, case: Case, email: str) -> Json:
     body = [title(t(f + "assigned_title", reference=case.reference))]
     if me and me.lead:
         body.append(text(t(f + "assigned_lead"), weight="Bolder"))
-    body += [text(t(f + "assigned_body", due=_date(case.session_due))), case_facts(t, case), *full_request(t, case)]
-    return card(body)
+    body += [text(t(f + "assigned_body", due=_date(case.session_due))), case_facts(t, case)]
+    return fit(lambda clip: card([*body, *full_request(t, case, clip)]))

@@ -15,7 +15,7 @@ stateDiagram-v2
     draft_found --> [*]: request.cancel (draft deleted)
     risk --> stopped: request.risk yes (route shown, draft deleted, audit says only "stop")
     risk --> step: request.risk no
-    step --> step: request.next (errors: same step, banner, values kept) / request.back / request.row.add / request.row.remove
+    step --> step: request.next (errors: same step, banner, values kept) / request.back / request.row.add / .edit / .remove
     step --> saved: request.save
     step --> [*]: request.cancel (draft deleted)
     step --> submitted: request.submit on the review step (errors: back to the first step with one)
@@ -206,6 +206,11 @@ class RequestFlow:
                 raise StaleDraft("no such draft") from None
             await self._show(turn, current, failed.errors)
             return
+        await self._show(turn, draft)
+
+    async def edit_row(self, turn: Turn) -> None:
+        draft = await self.requests.edit_row(turn.actor, _id(turn, "draft_id"), self._step(turn),
+                                             _id(turn, "item_id"), _inputs(turn))
         await self._show(turn, draft)
 
     async def remove_row(self, turn: Turn) -> None:
@@ -434,7 +439,7 @@ def verbs(flow: RequestFlow) -> dict[str, Handler]:
         "request.start": flow.start, "request.risk": flow.risk, "request.resume": flow.resume,
         "request.restart": flow.restart, "request.next": flow.next, "request.back": flow.back,
         "request.save": flow.save, "request.cancel": flow.cancel, "request.row.add": flow.add_row,
-        "request.row.remove": flow.remove_row, "request.submit": flow.submit, "request.open": flow.open,
+        "request.row.remove": flow.remove_row, "request.row.edit": flow.edit_row, "request.submit": flow.submit, "request.open": flow.open,
         "request.agree": flow.agree, "request.decline": flow.decline, "request.ask_info": flow.ask_info,
         "request.provide_info": flow.provide_info, "request.manager.endorse": flow.manager_endorse,
         "request.manager.decline": flow.manager_decline, "request.view": flow.view,

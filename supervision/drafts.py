@@ -31,6 +31,7 @@ class Draft:
     values: dict[str, str] = field(default_factory=dict)
     family_rows: list[str] = field(default_factory=list)
     invitee_rows: list[str] = field(default_factory=list)
+    open_rows: list[str] = field(default_factory=list)    # rows shown as inputs; the others as one line
 
     def value(self, key: str) -> str:
         return self.values.get(key, "")
@@ -56,6 +57,7 @@ class DraftRepository:
         draft = Draft(id=secrets.token_hex(8), owner_id=owner_id, owner_email=owner_email, profile_id=profile_id,
                       step=step, created_at=now, updated_at=now, values=dict(values),
                       family_rows=[], invitee_rows=[new_row_id(), new_row_id()])
+        draft.open_rows = list(draft.invitee_rows)
         await self.save(draft)
         return draft
 

@@ -36,8 +36,11 @@ from supervision.repository import AuditLog, CaseRepository, new_reference
 from supervision.roles import Action, Actor, authorize
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-MAX_TEXT = 4000
-MAX_ROWS = 30
+# Lengths and rows are bounded so that every card stays under Teams' 28 KB card limit.
+MAX_TEXT = 2000          # a free-text answer (reason, pen picture, voices, decisions)
+MAX_LINE = 200           # a one-line answer (names, roles, phone numbers)
+MAX_ADDRESS = 300
+MAX_ROWS = 15            # family members on one request (practitioners: the profile's max_attendees)
 
 # The agency list of the Bolton request template (Appendix 2, "Who needs to be invited?").
 AGENCIES: tuple[str, ...] = (
@@ -63,6 +66,14 @@ class FieldSpec:
     kind: str = "text"                 # text | multiline | date | email | choice
     choices: tuple[str, ...] = ()      # allowed values for a choice
     required: bool = False             # always required, whatever the profile says
+
+    @property
+    def max_length(self) -> int:
+        if self.id.endswith("address"):
+            return MAX_ADDRESS
+        if self.kind == "email":
+            return 254
+        return MAX_TEXT if self.kind == "multiline" else MAX_LINE
 
 
 FAMILY_FIELDS = (
@@ -190,8 +201,8 @@ def _check_value(profile: Profile, spec: FieldSpec, field_id: str, raw: str, tod
         if required:
             errors.append(FieldError(field_id, "request.error.required"))
         return
-    if len(value) > MAX_TEXT:
-        errors.append(FieldError(field_id, "request.error.too_long", max=MAX_TEXT))
+    if len(value) > spec.max_length:
+        errors.append(FieldError(field_id, "request.error.too_long", max=spec.max_length))
         return
     if spec.kind == "email" and not EMAIL.match(value):
         errors.append(FieldError(field_id, "request.error.email"))
@@ -238,13 +249,33 @@ def _row_filled(draft: Draft, step: str, row: str) -> bool:
     return any(draft.values.get(row_key(step, row, spec.id), "").strip() for spec in row_fields(step))
 
 
+def row_errors(profile: Profile, draft: Draft, step: str, row: str, today: date) -> list[FieldError]:
+    errors: list[FieldError] = []
+    for spec in row_fields(step):
+        key = row_key(step, row, spec.id)
+        _check_value(profile, spec, key, draft.values.get(key, ""), today, errors, spec.required)
+    return errors
+
+
+def row_is_open(draft: Draft, step: str, row: str) -> bool:
+    """Shown as inputs: being edited, or still empty. Complete rows are shown as one line (with Edit),
+    which keeps a card with many rows under Teams' size limit."""
+    return row in draft.open_rows or not _row_filled(draft, step, row)
+
+
+def collapse_rows(profile: Profile, draft: Draft, step: str, today: date, *, keep: str = "") -> None:
+    """Close every complete, valid row of the step (except ``keep``)."""
+    for row in rows_of(draft, step):
+        if row != keep and row in draft.open_rows and _row_filled(draft, step, row) \
+                and not row_errors(profile, draft, step, row, today):
+            draft.open_rows.remove(row)
+
+
 def _validate_rows(profile: Profile, draft: Draft, step: str, today: date) -> list[FieldError]:
     errors: list[FieldError] = []
     filled = [row for row in rows_of(draft, step) if _row_filled(draft, step, row)]
     for row in filled:
-        for spec in row_fields(step):
-            key = row_key(step, row, spec.id)
-            _check_value(profile, spec, key, draft.values.get(key, ""), today, errors, spec.required)
+        errors += row_errors(profile, draft, step, row, today)
     if step == "invitees":
         emails = [draft.values.get(row_key(step, r, "email"), "").strip().lower() for r in filled]
         seen: set[str] = set()
@@ -437,9 +468,14 @@ class RequestService:
         if step not in STEPS:
             raise StaleDraft("no such step")
         self._merge(draft, step, inputs)
-        errors = validate_step(self.profile(draft.profile_id), draft, step, uk_today(self.clock))
+        profile, today = self.profile(draft.profile_id), uk_today(self.clock)
+        errors = validate_step(profile, draft, step, today)
         if step == "need":
-            errors += requester_may_request(self.profile(draft.profile_id), draft)
+            errors += requester_may_request(profile, draft)
+        if step in ROW_PREFIX:
+            collapse_rows(profile, draft, step, today)
+            wrong = {e.field.split(".")[1] for e in errors if e.field.count(".") == 2}
+            draft.open_rows += [r for r in rows_of(draft, step) if r in wrong and r not in draft.open_rows]
         draft.step = step if errors else STEPS[min(STEPS.index(step) + 1, len(STEPS) - 1)]
         await self.drafts.save(draft)
         return draft, errors
@@ -449,6 +485,8 @@ class RequestService:
         if step not in STEPS:
             raise StaleDraft("no such step")
         self._merge(draft, step, inputs)
+        if step in ROW_PREFIX:
+            collapse_rows(self.profile(draft.profile_id), draft, step, uk_today(self.clock))
         draft.step = STEPS[max(STEPS.index(step) - 1, 0)]
         return await self.drafts.save(draft)
 
@@ -457,12 +495,34 @@ class RequestService:
         if step not in ROW_PREFIX:
             raise StaleDraft("no rows on this step")
         self._merge(draft, step, inputs)
+        profile, today = self.profile(draft.profile_id), uk_today(self.clock)
+        collapse_rows(profile, draft, step, today)
         rows = rows_of(draft, step)
         draft.step = step
-        if len(rows) >= MAX_ROWS:
+        if any(not _row_filled(draft, step, r) for r in rows):
+            return await self.drafts.save(draft)   # an empty row is already there to fill in
+        limit = profile.max_attendees if step == "invitees" else MAX_ROWS
+        if len(rows) >= limit:
             await self.drafts.save(draft)          # keep what was typed
-            raise ValidationFailed([FieldError(step, "request.error.too_many_rows", max=MAX_ROWS)])
-        rows.append(new_row_id())
+            if step == "invitees":
+                raise ValidationFailed([FieldError("invitees", "request.error.max_attendees", max=limit,
+                                                   count=len(rows) + 1)])
+            raise ValidationFailed([FieldError(step, "request.error.too_many_rows", max=limit)])
+        row = new_row_id()
+        rows.append(row)
+        draft.open_rows.append(row)
+        return await self.drafts.save(draft)
+
+    async def edit_row(self, actor: Actor, draft_id: str, step: str, row: str, inputs: Mapping[str, Any]) -> Draft:
+        """Show one complete row as inputs again."""
+        draft = await self._draft(actor, draft_id)
+        if step not in ROW_PREFIX:
+            raise StaleDraft("no rows on this step")
+        self._merge(draft, step, inputs)
+        collapse_rows(self.profile(draft.profile_id), draft, step, uk_today(self.clock), keep=row)
+        if row in rows_of(draft, step) and row not in draft.open_rows:
+            draft.open_rows.append(row)
+        draft.step = step
         return await self.drafts.save(draft)
 
     async def remove_row(self, actor: Actor, draft_id: str, step: str, row: str, inputs: Mapping[str, Any]) -> Draft:
@@ -473,6 +533,8 @@ class RequestService:
         rows = rows_of(draft, step)
         if row in rows:
             rows.remove(row)
+            if row in draft.open_rows:
+                draft.open_rows.remove(row)
             prefix = f"{ROW_PREFIX[step]}.{row}."
             for key in [k for k in draft.values if k.startswith(prefix)]:
                 del draft.values[key]

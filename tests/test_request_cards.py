@@ -160,3 +160,53 @@ def test_sessions_cards_validate(validate_card):
     card = sessions_card(T, lines)
     validate_card(card)
     assert "Session due by" in str(card) and "Mon 26 Jan 2026" in str(card) and "requester, invitee" in str(card)
+
+
+def _longest(spec) -> str:
+    if spec.kind == "choice":
+        return max(spec.choices, key=len)
+    if spec.kind == "date":
+        return "2015-03-14"
+    return "x" * spec.max_length
+
+
+@pytest.mark.parametrize("profile_id", ["bolton", "norfolk"])
+def test_cards_stay_under_the_teams_size_limit_with_every_answer_at_its_longest(profile_id):
+    """Teams refuses a card message over about 28 KB. Every answer at its maximum length, the most
+    rows allowed: complete rows show as one line and long texts are shortened on summary cards."""
+    import json
+
+    from supervision.requests import MAX_ROWS, row_fields, row_key, step_fields
+
+    profile = load_preset(profile_id)
+    draft = Draft(id="d" * 16, owner_id="u1", owner_email="alexw@example.com", profile_id=profile_id, step="family",
+                  created_at=NOW, updated_at=NOW, family_rows=[f"f{n:05d}" for n in range(MAX_ROWS)],
+                  invitee_rows=[f"i{n:05d}" for n in range(profile.max_attendees)])
+    for step in STEPS:
+        for spec in step_fields(profile, step):
+            draft.values[spec.id] = _longest(spec)
+    for step, rows in (("family", draft.family_rows), ("invitees", draft.invitee_rows)):
+        for row in rows:
+            for spec in row_fields(step):
+                draft.values[row_key(step, row, spec.id)] = _longest(spec)
+    sizes = {step: len(json.dumps(step_card(T, profile, draft, step)).encode()) for step in STEPS}
+    assert max(sizes.values()) < 28_000, sizes
+
+    case = sample_case(CaseState.AGREED)
+    r = case.request
+    r.reason = r.pen_picture = r.child_voice = r.family_voice = r.agreed_to_share = "y" * 2000
+    r.family_not_told_reason = r.lead_professional_unaware_reason = case.info_request = "z" * 2000
+    r.additional_information = ["w" * 2000] * 3
+    r.invitees = r.invitees * 6
+    r.family = r.family * MAX_ROWS
+    due = date(2026, 1, 12)
+    for built in (decision_card(T, case, due), manager_card(T, case, due), case_card(T, case, due),
+                  requester_summary_card(T, case, due), facilitator_assigned_card(T, case, "adelev@example.com")):
+        assert len(json.dumps(built).encode()) < 28_000
+    assert "y" * 2000 in str(decision_card(T, sample_case_with_reason("y" * 2000), due))   # in full when it fits
+
+
+def sample_case_with_reason(reason: str) -> Case:
+    case = sample_case()
+    case.request.reason = reason
+    return case

@@ -206,13 +206,26 @@ async def fill(bot: Bot, user: User = ALEX, values: dict[str, dict[str, str]] | 
         {"agency": "Primary School", "name": "Sam Teacher", "role": "Head teacher", "email": "sam@example.com",
          "team": "School nursing"},
     ]
-    rows = row_ids(card, "invitee")
-    while len(rows) < len(invitees):
-        card = cards_of(await bot.press(user, card, "request.row.add"))[-1]
-        rows = row_ids(card, "invitee")
-    fields = {f"invitee.{row}.{k}": v for row, inv in zip(rows, invitees, strict=False) for k, v in inv.items()}
-    card = cards_of(await bot.press(user, card, "request.next", **fields))[-1]
-    return card
+    card, fields = await fill_rows(bot, user, card, "invitee", invitees)
+    return cards_of(await bot.press(user, card, "request.next", **fields))[-1]
+
+
+async def fill_rows(bot: Bot, user: User, card: dict[str, Any], prefix: str,
+                    rows: list[dict[str, str]]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Type ``rows`` into the open rows of a family or invitee step, adding rows as a person would
+    (Add carries what was typed; complete rows then show as one line). Returns the card and the
+    inputs still to be sent with the next button."""
+    used: list[str] = []
+    fields: dict[str, str] = {}
+    for values in rows:
+        free = [r for r in row_ids(card, prefix) if r not in used]
+        if not free:
+            card = cards_of(await bot.press(user, card, "request.row.add", **fields))[-1]
+            fields = {}
+            free = [r for r in row_ids(card, prefix) if r not in used]
+        used.append(free[0])
+        fields.update({f"{prefix}.{free[0]}.{k}": v for k, v in values.items()})
+    return card, fields
 
 
 async def submit_request(bot: Bot, user: User = ALEX, **kw: Any) -> tuple[Any, dict[str, Any]]:
@@ -316,22 +329,37 @@ async def test_required_fields_and_emails_on_the_need_step(bot: Bot):
     assert "Current level of need: choose one of the options." in str(card)
 
 
-async def test_invitees_need_two_agencies_and_no_more_than_the_profile_allows(bot: Bot):
+async def test_invitees_need_two_agencies_and_no_more_than_the_profile_allows(bot: Bot, validate_card):
     same_agency = [{"agency": "GP", "name": "Patti Fernandez", "email": "pattif@example.com"},
                    {"agency": "GP", "name": "Gwen Doctor", "email": "gwen@example.com"}]
     card = await fill(bot, invitees=same_agency)
     assert "Invitees: invite practitioners from at least 2 different agencies (now 1)" in str(card)
     assert "Step 7 of 8" in str(card)
-    rows = row_ids(card, "invitee")
-    for _ in range(12):
-        card = cards_of(await bot.press(ALEX, card, "request.row.add"))[-1]
-    rows = row_ids(card, "invitee")
-    fields = {}
-    for n, row in enumerate(rows):
-        fields.update({f"invitee.{row}.agency": "GP" if n % 2 else "Police", f"invitee.{row}.name": f"P{n}",
-                       f"invitee.{row}.email": f"p{n}@example.com"})
-    card = cards_of(await bot.press(ALEX, card, "request.next", **fields))[-1]
-    assert "no more than 12 people may be invited (now 14)" in str(card)
+    assert row_ids(card, "invitee") == []                 # both rows complete: one line each, with Edit
+    assert "GP: Patti Fernandez, pattif@example.com" in str(card)
+    more = [{"agency": "Police" if n % 2 else "Housing", "name": f"P{n}", "email": f"p{n}@example.com"}
+            for n in range(10)]
+    card, fields = await fill_rows(bot, ALEX, card, "invitee", more)
+    validate_card(card)
+    replies = await bot.press(ALEX, card, "request.row.add", **fields)     # a 13th person
+    card = cards_of(replies)[-1]
+    assert "Invitees: no more than 12 people may be invited (now 13)" in str(card)
+    assert "P9" in str(card)                              # what was typed is kept
+    card = cards_of(await bot.press(ALEX, card, "request.next"))[-1]
+    assert "Step 8 of 8" in str(card)
+
+
+async def test_a_complete_row_can_be_edited_again(bot: Bot):
+    card = await fill(bot, invitees=[{"agency": "GP", "name": "Patti Fernandez", "email": "pattif@example.com"},
+                                     {"agency": "Police", "name": "Pat Officer", "email": "pat@example.com"}])
+    back = cards_of(await bot.press(ALEX, card, "request.back"))[-1]
+    assert "Step 7 of 8" in str(back) and row_ids(back, "invitee") == []
+    edit = [n["data"] for n in walk(back) if n.get("data", {}).get("verb") == "request.row.edit"][1]
+    card = cards_of(await bot.harness.submit(ALEX, edit))[-1]
+    assert row_ids(card, "invitee") == [edit["item_id"]]
+    key = f"invitee.{edit['item_id']}.email"
+    card = cards_of(await bot.press(ALEX, card, "request.next", **{key: "pat.officer@example.com"}))[-1]
+    assert "Step 8 of 8" in str(card) and "pat.officer@example.com" in str(card)
 
 
 async def test_incomplete_invitee_row_and_bad_email_are_named(bot: Bot):
@@ -362,15 +390,21 @@ async def test_back_keeps_values_and_family_rows_add_and_remove(bot: Bot, valida
     card = cards_of(await bot.press(ALEX, card, "request.next", **step_values()["requester"]))[-1]
     card = cards_of(await bot.press(ALEX, card, "request.next", **CHILD))[-1]
     card = cards_of(await bot.press(ALEX, card, "request.row.add"))[-1]
-    card = cards_of(await bot.press(ALEX, card, "request.row.add"))[-1]
+    (first,) = row_ids(card, "family")
+    again = cards_of(await bot.press(ALEX, card, "request.row.add"))[-1]
+    assert row_ids(again, "family") == [first]            # an empty row is there already: no second one
+    card = cards_of(await bot.press(ALEX, again, "request.row.add", **{f"family.{first}.relationship": "mother",
+                                                                       f"family.{first}.name": "Mabel Example"}))[-1]
     validate_card(card)
-    first, second = row_ids(card, "family")
-    card = cards_of(await bot.press(ALEX, card, "request.row.add", **{f"family.{first}.name": "Mabel Example"}))[-1]
-    assert len(row_ids(card, "family")) == 3
+    (second,) = row_ids(card, "family")                   # the first is complete: shown as one line
+    assert second != first and "Mother: Mabel Example" in str(card)
+    card = cards_of(await bot.press(ALEX, card, "request.row.add", **{f"family.{second}.name": "Half Done"}))[-1]
+    opened = row_ids(card, "family")                      # incomplete (no relationship): stays open
+    assert opened[0] == second and len(opened) == 2       # ... and a new empty row
     remove = [n["data"] for n in walk(card) if n.get("data", {}).get("verb") == "request.row.remove"
               and n["data"].get("item_id") == second][0]
     card = cards_of(await bot.harness.submit(ALEX, remove))[-1]
-    assert row_ids(card, "family")[0] == first and second not in row_ids(card, "family")
+    assert row_ids(card, "family") == opened[1:] and "Half Done" not in str(card)
     assert "Mabel Example" in str(card)
     back = cards_of(await bot.press(ALEX, card, "request.back"))[-1]
     assert "Step 2 of 8" in str(back) and "Zebedee" in str(back)
@@ -705,12 +739,14 @@ async def test_too_many_rows_is_refused_with_the_values_kept(bot: Bot):
     card = await begin(bot)
     card = cards_of(await bot.press(ALEX, card, "request.next", **step_values()["requester"]))[-1]
     card = cards_of(await bot.press(ALEX, card, "request.next", **CHILD))[-1]
-    for _ in range(30):
-        card = cards_of(await bot.press(ALEX, card, "request.row.add"))[-1]
-    first = row_ids(card, "family")[0]
-    card = cards_of(await bot.press(ALEX, card, "request.row.add", **{f"family.{first}.name": "Mabel Example"}))[-1]
-    assert "Family members: no more than 30 rows." in str(card)
-    assert len(row_ids(card, "family")) == 30 and "Mabel Example" in str(card)
+    card = cards_of(await bot.press(ALEX, card, "request.row.add"))[-1]
+    members = [{"relationship": "sibling", "name": f"Sibling {n}"} for n in range(15)]
+    card, fields = await fill_rows(bot, ALEX, card, "family", members)
+    card = cards_of(await bot.press(ALEX, card, "request.row.add", **fields))[-1]
+    assert "Family members: no more than 15 rows." in str(card)
+    assert "Sibling 14" in str(card)
+    draft = await bot.services.features["requests"].existing_draft(bot.services.actor(ALEX.id))
+    assert len(draft.family_rows) == 15 and draft.value(f"family.{draft.family_rows[-1]}.name") == "Sibling 14"
 
 
 async def test_open_says_so_when_the_coordinator_cannot_be_reached_in_personal_chat(bot: Bot):
