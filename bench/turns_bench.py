@@ -167,6 +167,23 @@ class Load:
         return len(latencies), time.perf_counter() - started, latencies, errors
 
 
+def merge(parts: list[Result]) -> list[Result]:
+    merged: dict[tuple[str, int], Result] = {}
+    for part in parts:
+        into = merged.setdefault((part.target, part.concurrency), Result(part.target, part.concurrency, 0, 0.0, [], 0))
+        into.activities += part.activities
+        into.seconds += part.seconds
+        into.latencies += part.latencies
+        into.errors += part.errors
+        into.login_calls += part.login_calls
+        into.stalls += part.stalls
+        into.preempted += part.preempted
+        into.cpu_seconds += part.cpu_seconds
+        into.longest_callback_ms = max(into.longest_callback_ms, part.longest_callback_ms)
+        into.stall_sites += part.stall_sites
+    return list(merged.values())
+
+
 async def stats(session: aiohttp.ClientSession, server: Server, reset: bool = False) -> dict[str, Any]:
     if reset:
         async with session.post(f"{server.url}/bench/reset") as response:
@@ -198,22 +215,35 @@ async def measure(args: argparse.Namespace) -> int:
                 await load.run(server.messages, 4, args.warmup)
             print(f"seeded {args.cases} cases in {(await stats(session, bot))['seed_seconds']} s; "
                   f"measuring {args.seconds:.0f} s per level", flush=True)
-            for concurrency in args.levels:
-                for server in (floor, bot):
-                    await load.run(server.messages, concurrency, min(1.0, args.warmup))
-                    before = await stats(session, server)
-                    await stats(session, server, reset=True)
-                    logins = key_server.login_calls
-                    count, seconds, latencies, errors = await load.run(server.messages, concurrency, args.seconds)
-                    after = await stats(session, server)
-                    results.append(Result(server.name, concurrency, count, seconds, latencies, errors,
-                                          login_calls=key_server.login_calls - logins, stalls=after["stalls"],
-                                          preempted=after["preempted"],
-                                          cpu_seconds=after["cpu_seconds"] - before["cpu_seconds"],
-                                          longest_callback_ms=after["longest_callback_ms"],
-                                          stall_sites=after["stall_sites"]))
-                    print(f"  {server.name:5} c={concurrency:<3} {results[-1].rate:8.1f}/s", flush=True)
+            window = args.seconds / args.rounds
+            for round_ in range(args.rounds):  # interleaved, so that a busy moment of the machine hits both
+                for concurrency in args.levels:
+                    for server in (floor, bot):
+                        await load.run(server.messages, concurrency, min(0.5, args.warmup))
+                        before = await stats(session, server)
+                        await stats(session, server, reset=True)
+                        logins = key_server.login_calls
+                        count, seconds, latencies, errors = await load.run(server.messages, concurrency, window)
+                        after = await stats(session, server)
+                        part = Result(server.name, concurrency, count, seconds, latencies, errors,
+                                      login_calls=key_server.login_calls - logins, stalls=after["stalls"],
+                                      preempted=after["preempted"],
+                                      cpu_seconds=after["cpu_seconds"] - before["cpu_seconds"],
+                                      longest_callback_ms=after["longest_callback_ms"],
+                                      stall_sites=after["stall_sites"])
+                        results.append(part)
+                        if after["gc_stalls"]:
+                            part.stall_sites.append(f"{after['gc_stalls']} garbage collection(s) > 20 ms "
+                                                    f"(longest by generation {after['gc_longest_ms']} ms): "
+                                                    + "; ".join(after["gc_log"]))
+                        print(f"  round {round_ + 1}/{args.rounds} {server.name:5} c={concurrency:<3} "
+                              f"{part.rate:8.1f}/s", flush=True)
+            results = merge(results)
             final = await stats(session, bot)
+            if args.objects:
+                async with session.get(f"{bot.url}/bench/stats?objects=1") as response:
+                    found = await response.json()
+                print(f"objects the collector walks: {found['gc_objects']}; frozen: {found['gc_frozen']}")
         finally:
             await session.close()
         return report(results, final, bot.rss_mb(), args)
@@ -273,16 +303,19 @@ def report(results: list[Result], final: dict[str, Any], rss: float, args: argpa
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench turns")
-    parser.add_argument("--quick", action="store_true", help="short levels (about 30 s in all)")
-    parser.add_argument("--store", choices=("tinydb", "memory"), default="tinydb")
+    parser.add_argument("--quick", action="store_true", help="one round of 3 s per level (about 40 s in all)")
+    parser.add_argument("--store", choices=("tinydb", "memory"), default="memory")
     parser.add_argument("--cases", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=0.0, help="measured seconds per level and target")
+    parser.add_argument("--rounds", type=int, default=0, help="interleaved rounds the seconds are split into")
     parser.add_argument("--conversations", type=int, default=256)
     parser.add_argument("--data-dir", default="")
     parser.add_argument("--levels", default="1,8,32", help="concurrency levels, e.g. --levels=8,32")
+    parser.add_argument("--objects", action="store_true", help="list what the garbage collector walks, after")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args, _ = parser.parse_known_args(argv)
-    args.seconds = args.seconds or (3.0 if args.quick else 8.0)
+    args.seconds = args.seconds or (3.0 if args.quick else 12.0)
+    args.rounds = args.rounds or (1 if args.quick else 3)
     args.warmup = 1.0 if args.quick else 2.0
     args.levels = tuple(int(c) for c in args.levels.split(",")) or LEVELS
     return asyncio.run(measure(args))

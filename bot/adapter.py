@@ -12,9 +12,14 @@
 4. Turn errors reply politely with a correlation id, and log without any message text, so that no
    child or family identifier can reach the log.
 5. Outbound clients are pooled (bot/connector.py: ``PooledAuthentication``); ``close()`` at shutdown.
+6. ``freeze_startup_heap``: a serving process imports ~2,000 modules (botbuilder, msrest, the
+   dialogs' recognizers, matplotlib, openpyxl...), some 280,000 objects the cyclic garbage collector
+   would walk on every full collection - a 20-50 ms pause of the event loop each time. Frozen once
+   at start-up (``gc.freeze``), full collections only walk what the turns create.
 """
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import traceback
@@ -52,6 +57,12 @@ def serialise_body(body: Any) -> Any:
     if body is None or isinstance(body, (dict, list, str, int, float, bool)):
         return body
     return serializer_helper(body)
+
+
+def freeze_startup_heap() -> None:
+    """Move everything alive at start-up out of the collector's reach (see 6. above)."""
+    gc.collect()
+    gc.freeze()
 
 
 class SupervisionAdapter(CloudAdapter):

@@ -19,7 +19,7 @@ from botframework.connector.auth import (
     ServiceClientCredentialsFactory,
 )
 
-from bot.adapter import SupervisionAdapter
+from bot.adapter import SupervisionAdapter, freeze_startup_heap
 from bot.config import Config
 from bot.credentials import SharedCredentialsFactory
 from bot.downloads import ROUTE as DOWNLOAD_ROUTE
@@ -152,6 +152,7 @@ def create_app(config: Config, *, clock: Clock | None = None, store: DocumentSto
             starter = services.features.get("scheduler.start")
             if starter is not None:
                 background.append(await starter())
+            freeze_startup_heap()  # a serving process: keep full collections off the imported modules
         yield
         for stop in background:
             await stop()

@@ -35,7 +35,24 @@ class LoopWatch:
     def __init__(self) -> None:
         self.reset()
 
+    def _gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+            return
+        took = time.perf_counter() - self._gc_started
+        generation = int(info.get("generation", 0))
+        self.gc_longest[generation] = max(self.gc_longest[generation], took)
+        if took > STALL:
+            self.gc_stalls += 1
+            if len(self.gc_log) < 10:
+                self.gc_log.append(f"gen{generation} {took * 1000:.1f} ms, {info.get('collected')} collected, "
+                                   f"{len(gc.get_objects(generation))} objects left in gen{generation}")
+
     def reset(self) -> None:
+        self.gc_longest = [0.0, 0.0, 0.0]
+        self.gc_stalls = 0
+        self.gc_log: list[str] = []
+        self._gc_started = 0.0
         self.running: tuple[float, int] | None = None
         self.samples: dict[int, str] = {}
         self.stalls, self.longest, self.callbacks = 0, 0.0, 0
@@ -74,8 +91,10 @@ class LoopWatch:
                     watch.longest = took
 
         asyncio.events.Handle._run = timed_run  # type: ignore[method-assign,assignment]
-        threading.Thread(target=self._sampler, args=(threading.get_ident(),), daemon=True,
-                         name="loopwatch").start()
+        gc.callbacks.append(self._gc)
+        if os.environ.get("BENCH_SAMPLE_STALLS"):  # off by default: its wake-ups cost the loop GIL hand-offs
+            threading.Thread(target=self._sampler, args=(threading.get_ident(),), daemon=True,
+                             name="loopwatch").start()
 
     def _sampler(self, loop_thread: int) -> None:
         """Where a long callback is: the loop thread's stack, sampled once it has run > STALL."""
@@ -117,9 +136,17 @@ def install_stats_route(app: web.Application, extra: Callable[[], dict[str, Any]
             profiler[0].dump_stats(profile_to)
             profiler.clear()
         body = {"stalls": WATCH.stalls, "longest_callback_ms": round(WATCH.longest * 1000, 2),
+                "gc_longest_ms": [round(t * 1000, 2) for t in WATCH.gc_longest], "gc_stalls": WATCH.gc_stalls,
+                "gc_log": WATCH.gc_log,
                 "preempted": WATCH.preempted, "longest_preempted_ms": round(WATCH.longest_preempted * 1000, 2),
                 "callbacks": WATCH.callbacks, "stall_sites": WATCH.where, "rss_mb": round(rss_mb(), 1),
                 "gc_counts": list(gc.get_count()), "cpu_seconds": time.process_time()}
+        if request.query.get("objects"):  # diagnosis: what the collector has to walk
+            counts: dict[str, int] = {}
+            for obj in gc.get_objects():
+                counts[type(obj).__name__] = counts.get(type(obj).__name__, 0) + 1
+            body["gc_objects"] = sorted(counts.items(), key=lambda kv: -kv[1])[:15]
+            body["gc_frozen"] = gc.get_freeze_count()
         body.update(extra() if extra else {})
         return web.json_response(body)
 
