@@ -149,7 +149,7 @@ async def test_action_cards_are_valid(items_setup, validate_card):
 
 
 # --- through the bot ----------------------------------------------------------------------------
-async def test_owner_marks_done_in_place_and_the_board_updates_in_place(harness: BotHarness, clock):
+async def test_owner_marks_done_in_place_and_the_board_updates_in_place(harness: BotHarness, clock, validate_card):
     services = harness.parts.services
     clock.set(datetime(2026, 3, 4, 10, tzinfo=UTC))
     await services.cases.create(held_case())
@@ -202,4 +202,6 @@ async def test_owner_marks_done_in_place_and_the_board_updates_in_place(harness:
     report = await services.due_work.run_due()
     assert {"case-rec-1:action:s1a2:2026-03-18:overdue", "case-rec-1:action:s1a2:2026-03-18:escalate"} <= set(report.ran)
     to_adele = [c for s in harness.connector.messages(f"personal-{ADELE.id}") for c in s.cards]
-    assert any("Overdue action" in json.dumps(c) and ALEX.name in json.dumps(c) for c in to_adele)
+    notices = [c for c in to_adele if "Overdue action" in json.dumps(c) and ALEX.name in json.dumps(c)]
+    assert notices
+    validate_card(notices[0])

@@ -334,3 +334,17 @@ def test_argyll_follows_its_appendix_1_template_without_a_meeting_identifier():
     assert errors_of(excinfo) == {"meeting_identifier": "record.error.required"}
     ids = {i.get("id") for i in record_form_card(T, case, argyll, form, {}, None)["body"] if isinstance(i, dict)}
     assert "meeting_identifier" not in ids and "learning_points" in ids
+
+
+def test_the_case_picker_and_reminder_cards_are_valid(validate_card):
+    from cards.record import pick_case_card, published_card, reminder_card
+
+    cases = [held_case("case-rec-1"), held_case("case-rec-2")]
+    picker = pick_case_card(T, cases)
+    validate_card(picker)
+    assert [a["data"]["case_id"] for a in picker["actions"]] == ["case-rec-1", "case-rec-2"]
+    for what, stage in (("actions", "before"), ("minutes", "overdue")):
+        validate_card(reminder_card(T, cases[0], what, stage, TODAY, late="This message is late"))
+    validate_card(published_card(T, cases[0], full=True, action_count=2, attendees=3, summary_posted=False,
+                                 further=True, document_url="https://example.com/d",
+                                 timeliness=[("actions", TODAY, False)], learning_goes_to="the group"))
