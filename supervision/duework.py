@@ -336,7 +336,9 @@ class DueWorkRunner:
     async def rebuild_index(self) -> int:
         """Scan every case and rewrite the index from scratch. Returns the number of cases indexed."""
         shards: dict[str, dict[str, Any]] = {}
-        for case_id in await self.cases.ids():
+        for count, case_id in enumerate(await self.cases.ids()):
+            if count % 100 == 99:
+                await asyncio.sleep(0)   # an in-memory store never suspends: let turns in meanwhile
             case = await self.cases.get(case_id)
             if case is None:
                 continue
