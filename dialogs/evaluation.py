@@ -166,6 +166,11 @@ class EvaluationFeature:
             card = evaluation_form(t, case, phase, late=late, reminder=reminder)
             jobs.append(self._send_once(ctx, case, f"{phase.value}:{person.key}", f"to:{person.key}", person.name,
                                         person.email, person.user_id, card, summary))
+        # the scheduler read the case and sends its reference to the attendees: audited, without names
+        what = f"{'reminder: ' if reminder else ''}{phase.value}-session evaluation to {len(jobs)} attendee(s)"
+        await self.services.audit.record(actor="scheduler", action=f"evaluation.{phase.value}.send",
+                                         case_id=case.id, what=what + (" (late)" if ctx.late else ""),
+                                         why="due work")
         await _all(jobs)
 
     async def _status_cards(self, case: Case, ctx: RunContext) -> None:

@@ -301,6 +301,8 @@ async def test_evaluations_end_to_end_through_the_bot(bot, clock, validate_card)
     assert "+2" in _text(final) and "Post-session: 1 of 2 answered" in _text(final)
     impact = await session_impact(services.store, case.id)
     assert impact.mean_change == 2.0
+    sends = [e["action"] for e in await services.audit.entries(case.id) if e["actor"] == "scheduler"]
+    assert sends == ["evaluation.pre.send", "evaluation.post.send"]
     # the post-session forms went once, and only once, however often the work is run again
     clock.advance(days=1)
     await services.due_work.run_due()
