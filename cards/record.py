@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from cards.base import (
     Json,
@@ -66,13 +67,26 @@ def pick_case_card(t: Catalogue, cases: list[Case]) -> Json:
     return card(body, actions)
 
 
+STEP_ONE_FIELDS = ("meeting_identifier", "held_on", "facilitators", "attendees", "other_attendees",
+                   "lead_professional", "learning_points", "themes", "other_themes")
+
+
+def step_of(field: str) -> int:
+    """Which part of the form holds an input: 1 (the session and the reflection) or 2 (actions and next steps)."""
+    return 1 if field in STEP_ONE_FIELDS or field.startswith("section_") else 2
+
+
 def record_form_card(t: Catalogue, case: Case, profile: Profile, form: Mapping[str, str],
                      sent: Mapping[str, str], deadlines: tuple[date, date] | None,
-                     errors: list[str] | None = None) -> Json:
-    """The record form. ``form`` holds what was typed (nothing is lost on a refusal); ``sent`` maps
-    action rows already sent to their item ids (shown, not editable); ``errors`` name each field."""
+                     errors: list[str] | None = None, step: int = 1) -> Json:
+    """The record form, in two parts (so that each card stays well inside Teams' message size):
+    1, the meeting, attendees, learning and the profile's reflective model; 2, the agreed actions,
+    escalation, further sessions, plan changes and review date. ``form`` holds everything typed so far
+    (nothing is lost on a refusal); ``sent`` maps action rows already sent to their item ids (shown,
+    not editable); ``errors`` name each field."""
     v = form.get
-    body: list[Json] = [title(t("record.form.title", reference=case.reference))]
+    body: list[Json] = [title(t("record.form.title", reference=case.reference)),
+                        text(t(f"record.form.step_{step}"), weight="Bolder")]
     if errors:
         body.append(error_banner(errors))
     if deadlines:
@@ -80,7 +94,27 @@ def record_form_card(t: Catalogue, case: Case, profile: Profile, form: Mapping[s
                          subtle=True))
     if not profile.record.child_identifiers_allowed:
         body.append(text(t("record.form.no_identifiers"), weight="Bolder", color="Warning"))
-    body.append(heading(t("record.form.meeting")))
+    ids = {"case_id": case.id, "phase": str(step)}
+    if step == 1:
+        body += _step_one(t, case, profile, v)
+        body.append(text(t("record.form.step_1_help"), subtle=True))
+        # every button sends the inputs (associatedInputs auto): checking is done by the bot, field by field
+        return card(body, [submit(t("record.form.next"), "record.next", ids, style="positive"),
+                           submit(t("record.form.save"), "record.save", ids)])
+    body += _step_two(t, case, profile, form, sent)
+    body.append(text(t("record.form.buttons_help"), subtle=True))
+    actions = [
+        submit(t("record.form.publish"), "record.publish", ids, style="positive"),
+        submit(t("record.form.send_actions"), "record.send_actions", ids),
+        submit(t("record.form.add_action"), "record.add_action", ids),
+        submit(t("record.form.back"), "record.back", ids),
+        submit(t("record.form.save"), "record.save", ids),
+    ]
+    return card(body, actions)
+
+
+def _step_one(t: Catalogue, case: Case, profile: Profile, v: Any) -> list[Json]:
+    body: list[Json] = [heading(t("record.form.meeting"))]
     if shows(profile, "meeting_identifier"):
         body.append(text_input("meeting_identifier", t("record.field.meeting_identifier"),
                                value=v("meeting_identifier", ""), max_length=200))
@@ -97,22 +131,25 @@ def record_form_card(t: Catalogue, case: Case, profile: Profile, form: Mapping[s
     if shows(profile, "lead_professional"):
         body.append(text_input("lead_professional", t("record.field.lead_professional"),
                                value=v("lead_professional", ""), max_length=200))
-
     body.append(heading(t("record.form.learning")))
     body.append(text_input("learning_points", t("record.field.learning_points"), value=v("learning_points", ""),
-                           multiline=True, max_length=8000))
+                           multiline=True, max_length=6000))
     body.append(choice_input("themes", t("record.field.themes"),
                              [(theme, str(i)) for i, theme in enumerate(profile.record.themes)],
                              value=v("themes", ""), multi=True, expanded=False))
     body.append(text_input("other_themes", t("record.field.other_themes"), value=v("other_themes", ""),
                            max_length=1000))
-
     body.append(heading(t("record.form.model", model=profile.model.name)))
     for section in profile.model.sections:
         body.append(text_input(f"section_{section.key}", section.title, value=v(f"section_{section.key}", ""),
-                               multiline=True, max_length=8000, placeholder=" ".join(section.questions)))
+                               multiline=True, max_length=4000, placeholder=" ".join(section.questions)))
+    return body
 
-    body.append(heading(t("record.form.actions")))
+
+def _step_two(t: Catalogue, case: Case, profile: Profile, form: Mapping[str, str],
+              sent: Mapping[str, str]) -> list[Json]:
+    v = form.get
+    body: list[Json] = [heading(t("record.form.actions"))]
     owners = owner_choices(case)
     for sent_row in sorted(sent, key=int):
         body.append(container([text(t("record.form.sent_action", row=sent_row,
@@ -131,7 +168,6 @@ def record_form_card(t: Catalogue, case: Case, profile: Profile, form: Mapping[s
                          value=v(f"action_{row}_owner", "")),
             date_input(f"action_{row}_due", t("record.field.action_due", row=row), value=v(f"action_{row}_due", "")),
         ], separator=True))
-
     body.append(heading(t("record.form.escalation")))
     if shows(profile, "escalation_issues"):
         body.append(text_input("escalation_issues", t("record.field.escalation_issues"),
@@ -152,16 +188,7 @@ def record_form_card(t: Catalogue, case: Case, profile: Profile, form: Mapping[s
                                value=v("plan_changes_shared_by", ""), max_length=200))
     if shows(profile, "review_date"):
         body.append(date_input("review_on", t("record.field.review_on"), value=v("review_on", "")))
-    body.append(text(t("record.form.buttons_help"), subtle=True))
-    ids = {"case_id": case.id}
-    # every button sends the inputs (associatedInputs auto): checking is done by the bot, field by field
-    actions = [
-        submit(t("record.form.publish"), "record.publish", ids, style="positive"),
-        submit(t("record.form.send_actions"), "record.send_actions", ids),
-        submit(t("record.form.add_action"), "record.add_action", ids),
-        submit(t("record.form.save"), "record.save", ids),
-    ]
-    return card(body, actions)
+    return body
 
 
 def _has_empty_row(form: Mapping[str, str], rows: list[int]) -> bool:

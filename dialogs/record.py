@@ -21,6 +21,7 @@ from cards.record import (
     published_card,
     record_form_card,
     reminder_card,
+    step_of,
     summary_card,
     summary_view,
 )
@@ -195,10 +196,14 @@ def register(router: Router, services: Services) -> list[Any]:
         marks = record_deadlines(case, services.deadlines(profile_for(services, case)))
         return (marks.actions_due, marks.minutes_due) if marks else None
 
-    async def send_form(turn: Turn, case: Case, doc: StoredRecord, errors: list[str] | None = None) -> None:
+    async def send_form(turn: Turn, case: Case, doc: StoredRecord, errors: list[str] | None = None,
+                        step: int = 1) -> None:
         profile = profile_for(services, case)
-        card = record_form_card(turn.t, case, profile, doc.form, doc.sent_rows, deadlines_pair(case), errors)
+        card = record_form_card(turn.t, case, profile, doc.form, doc.sent_rows, deadlines_pair(case), errors, step)
         await turn.send_card(card, turn.t("record.form.title", reference=case.reference))
+
+    def step_of_card(turn: Turn) -> int:
+        return 2 if turn.action is not None and turn.action.ids.get("phase") == "2" else 1
 
     async def my_recordable(actor: Actor) -> list[Case]:
         found: dict[str, Case] = {}
@@ -259,12 +264,22 @@ def register(router: Router, services: Services) -> list[Any]:
         assert turn.action is not None
         case, doc = await uc.save(turn.actor, need(turn, "case_id"), turn.action.inputs)
         await turn.send_text(turn.t("record.saved"))
-        await send_form(turn, case, doc)
+        await send_form(turn, case, doc, step=step_of_card(turn))
+
+    async def next_part(turn: Turn) -> None:
+        assert turn.action is not None
+        case, doc = await uc.save(turn.actor, need(turn, "case_id"), turn.action.inputs)
+        await send_form(turn, case, doc, step=2)
+
+    async def back(turn: Turn) -> None:
+        assert turn.action is not None
+        case, doc = await uc.save(turn.actor, need(turn, "case_id"), turn.action.inputs)
+        await send_form(turn, case, doc, step=1)
 
     async def add_action(turn: Turn) -> None:
         assert turn.action is not None
         case, doc = await uc.save(turn.actor, need(turn, "case_id"), turn.action.inputs, add_row=True)
-        await send_form(turn, case, doc)
+        await send_form(turn, case, doc, step=2)
 
     async def publish_(turn: Turn, full: bool) -> None:
         assert turn.action is not None
@@ -276,7 +291,8 @@ def register(router: Router, services: Services) -> list[Any]:
             doc = await uc.get_stored(case.id, case.session.number)
             assert doc is not None
             await send_form(turn, case, doc, [turn.t("record.error.heading")] +
-                            error_lines(turn.t, profile_for(services, case), failed))
+                            error_lines(turn.t, profile_for(services, case), failed),
+                            step=step_of(failed.errors[0].field) if failed.errors else 2)
             return
         url = await document_link(services, turn.actor.user_id, result.case.id, result.record.session_number) \
             if full else ""
@@ -311,6 +327,8 @@ def register(router: Router, services: Services) -> list[Any]:
     router.verb("record.start", start)
     router.verb("record.open", open_)
     router.verb("record.save", save)
+    router.verb("record.next", next_part)
+    router.verb("record.back", back)
     router.verb("record.add_action", add_action)
     router.verb("record.send_actions", send_actions)
     router.verb("record.publish", publish)

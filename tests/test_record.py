@@ -269,6 +269,7 @@ def test_record_cards_are_valid_and_the_summary_has_no_identifiers(validate_card
     record = parse(form, case, profile, TODAY, full=True)
     for card in (record_form_card(T, case, profile, prefill(case, profile), {}, (TODAY, TODAY)),
                  record_form_card(T, case, profile, form, {"1": "s1a1"}, None, ["An error"]),
+                 record_form_card(T, case, profile, form, {"1": "s1a1"}, None, ["An error"], step=2),
                  full_record_card(T, case, profile, record, "https://example.com/x"), offer_card(T, case)):
         validate_card(card)
     summary = summary_card(T, summary_view(case, record, profile))
@@ -318,10 +319,49 @@ def test_the_argyll_document_carries_no_identifiers():
 def test_every_record_form_button_sends_what_was_typed():
     """associatedInputs "none" would make Teams drop every input: the form's buttons must not say it."""
     case = held_case()
-    card = record_form_card(T, case, PROFILES["bolton"], prefill(case, PROFILES["bolton"]), {}, None)
-    verbs = {a["data"]["verb"]: a for a in card["actions"]}
-    assert set(verbs) == {"record.publish", "record.send_actions", "record.add_action", "record.save"}
-    assert all(a.get("associatedInputs", "auto") == "auto" for a in verbs.values())
+    for step, expected in ((1, {"record.next", "record.save"}),
+                           (2, {"record.publish", "record.send_actions", "record.add_action", "record.back",
+                                "record.save"})):
+        card = record_form_card(T, case, PROFILES["bolton"], prefill(case, PROFILES["bolton"]), {}, None, step=step)
+        verbs = {a["data"]["verb"]: a for a in card["actions"]}
+        assert set(verbs) == expected
+        assert all(a.get("associatedInputs", "auto") == "auto" for a in verbs.values())
+        assert all(a["data"]["phase"] == str(step) for a in verbs.values())
+
+
+def test_the_two_parts_hold_every_field_once():
+    def card_inputs(node):
+        if isinstance(node, dict):
+            found = [node] if str(node.get("type", "")).startswith("Input.") else []
+            return found + [i for v in node.values() for i in card_inputs(v)]
+        if isinstance(node, list):
+            return [i for v in node for i in card_inputs(v)]
+        return []
+
+    case = held_case()
+    profile = PROFILES["gwent"]
+    one = {i["id"] for i in card_inputs(record_form_card(T, case, profile, {}, {}, None, step=1))}
+    two = {i["id"] for i in card_inputs(record_form_card(T, case, profile, {}, {}, None, step=2))}
+    assert not one & two
+    assert {f"section_{s.key}" for s in profile.model.sections} <= one
+    assert {"held_on", "attendees", "learning_points", "themes"} <= one
+    assert {"action_1_description", "action_1_owner", "action_1_due", "escalated_to", "review_on",
+            "further_sessions", "plan_changes_shared_by"} <= two
+
+
+def test_a_long_record_stays_inside_teams_message_size():
+    import json as json_
+
+    for pid, profile in PROFILES.items():
+        case = held_case(profile_id=pid)
+        form = {**good_form(case), "action_rows": "10", "learning_points": "l" * 3000}
+        for row in range(1, 11):
+            form |= {f"action_{row}_description": "d" * 300, f"action_{row}_owner": PATTI.email,
+                     f"action_{row}_due": "2026-03-20"}
+        form |= {f"section_{s.key}": "s" * 2000 for s in profile.model.sections}
+        for step in (1, 2):
+            size = len(json_.dumps(record_form_card(T, case, profile, form, {}, (TODAY, TODAY), ["e"] * 5, step)))
+            assert size < 24_000, (pid, step, size)      # Teams refuses messages over about 28 KB
 
 
 def test_argyll_follows_its_appendix_1_template_without_a_meeting_identifier():

@@ -100,7 +100,13 @@ async def test_the_argyll_refusal_names_the_field_and_keeps_everything(harness: 
     body = texts(card)
     assert "Key learning points contains child or family identifiers (Marigold Example" in body
     assert "Marigold Example was not invited" in body          # what was typed is still in the form
-    assert "Share attendance figures weekly" in body
+    assert "Part 1 of 2" in body                                # the part that holds the field
+    stored = await services.features["record"].get_stored("case-rec-1", 1)
+    assert stored.form["action_2_description"] == "Share attendance figures weekly"   # part 2 kept too
+    replies = await harness.submit(ADELE, {"verb": "record.next", "case_id": "case-rec-1", "phase": "1",
+                                           "learning_points": "A parent was not invited"})
+    part_two = texts(cards_in(replies)[-1])
+    assert "Part 2 of 2" in part_two and "Share attendance figures weekly" in part_two
     assert (await services.cases.require("case-rec-1")).state == CaseState.HELD
     refusals = [e for e in await services.audit.entries("case-rec-1") if not e["allowed"]]
     assert refusals and refusals[-1]["why"] == "identifiers in the record"

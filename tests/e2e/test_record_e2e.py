@@ -127,18 +127,23 @@ async def test_record_to_summary_in_the_chat_to_an_action_marked_done(
     validate_card(form.card)
     assert "Patti Fernandez (GP)" in form.all_text and "Ottoline" not in form.all_text
 
+    # part 1: the session, learning and Bolton's mapping; Next saves it and opens part 2
     sections = {f"section_{key}": f"Reflection on {key}." for key in
                 ("known", "not_known", "strengths", "concerns", "hypotheses", "change", "success_measures")}
-    typed = {"learning_points": "Each agency saw a different part of the week.", "themes": "5",
-             "action_1_description": "Book a joint review with school", "action_1_owner": "pattif@example.com",
-             "action_1_due": (today - timedelta(days=30)).isoformat(),
-             "plan_changes": "Add a weekly check-in", "plan_changes_shared_by": "Patti Fernandez",
-             "review_on": (today + timedelta(days=42)).isoformat(), **sections}
-    pressed = await client.press(form, T("record.form.publish"), typed, user="adele")
+    part_one = {"learning_points": "Each agency saw a different part of the week.", "themes": "5", **sections}
+    pressed = await client.press(form, T("record.form.next"), part_one, user="adele")
+    second = await client.wait_for_card(adele_chat, T("record.form.step_2"), after=pressed.mark)
+    validate_card(second.card)
+
+    part_two = {"action_1_description": "Book a joint review with school", "action_1_owner": "pattif@example.com",
+                "action_1_due": (today - timedelta(days=30)).isoformat(),
+                "plan_changes": "Add a weekly check-in", "plan_changes_shared_by": "Patti Fernandez",
+                "review_on": (today + timedelta(days=42)).isoformat()}
+    pressed = await client.press(second, T("record.form.publish"), part_two, user="adele")
     refused = await client.wait_for_card(adele_chat, "can't be before the session", after=pressed.mark)
     validate_card(refused.card)
     assert "Action 1: due date can't be before the session." in refused.all_text
-    assert "Each agency saw a different part of the week." in refused.all_text       # nothing typed is lost
+    assert "Book a joint review with school" in refused.all_text       # nothing typed is lost
 
     due = today + timedelta(days=14)
     pressed = await client.press(refused, T("record.form.publish"), {"action_1_due": due.isoformat()}, user="adele")
