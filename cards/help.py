@@ -5,9 +5,11 @@ from cards.base import Json, card, execute, facts, submit, text, title
 from supervision.catalogue import Catalogue
 from supervision.profile import Profile
 
-HELP_COMMANDS = ("request", "my sessions", "my actions", "record session", "tracker", "raise a concern", "help")
-_HELP_KEYS = {"request": "help.request", "my sessions": "help.my_sessions", "my actions": "help.my_actions",
-              "record session": "help.record_session", "tracker": "help.tracker",
+HELP_COMMANDS = ("request", "my sessions", "schedule", "chronology", "my actions", "record session",
+                 "raise a concern", "tracker", "audit log", "help")
+_HELP_KEYS = {"request": "help.request", "my sessions": "help.my_sessions", "schedule": "help.schedule",
+              "chronology": "help.chronology", "my actions": "help.my_actions",
+              "record session": "help.record_session", "tracker": "help.tracker", "audit log": "help.audit_log",
               "raise a concern": "help.raise_concern", "help": "help.help"}
 
 

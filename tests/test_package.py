@@ -78,7 +78,7 @@ def test_command_lists_per_scope(package: zipfile.ZipFile) -> None:
     lists = {tuple(c["scopes"]): [cmd["title"] for cmd in c["commands"]] for c in bot["commandLists"]}
     assert lists == {
         ("personal",): ["help", "request", "my sessions", "my actions", "record session", "tracker",
-                        "raise a concern"],
+                        "raise a concern", "schedule", "chronology", "audit log"],
         ("team", "groupChat"): ["help", "record session"],
     }
     assert set(bot["scopes"]) == {"personal", "team", "groupChat"}
@@ -139,3 +139,13 @@ def test_python_m_bot_package_builds_the_zip_and_reports_errors(tmp_path: Path) 
                          env={**env, "PYTHONPATH": str(ROOT), "MicrosoftAppId": "nope"},
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "MicrosoftAppId" in bad.stderr and "GUID" in bad.stderr
+
+
+def test_every_manifest_command_is_a_command_the_bot_routes(package: zipfile.ZipFile, config) -> None:
+    from bot.app import PARTS, create_app
+
+    router = create_app(config, start_background=False)[PARTS].router
+    bot = json.loads(package.read("manifest.json"))["bots"][0]
+    titles = {cmd["title"] for c in bot["commandLists"] for cmd in c["commands"]}
+    assert all(len(c["commands"]) <= 10 for c in bot["commandLists"])
+    assert sorted(t for t in titles if router.match_command(t) is None) == []
