@@ -197,7 +197,8 @@ async def test_when_held_the_offer_and_then_the_summary_go_to_the_meeting_chat(h
     assert find_identifiers(texts(summaries[0].body), IDENTIFIERS) == []
 
 
-MY_VERBS = ["record.start", "record.open", "record.save", "record.add_action", "record.send_actions",
+MY_VERBS = ["record.start", "record.open", "record.save", "record.next", "record.back", "record.add_action",
+            "record.send_actions",
             "record.publish", "actions.mine", "actions.open", "actions.done", "actions.new_date", "actions.cannot",
             "followup.submit", "concern.start", "concern.submit", "concern.resolve", "tracker.show"]
 
