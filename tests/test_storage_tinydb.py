@@ -244,27 +244,43 @@ async def test_an_operation_reads_one_small_file_not_the_store(tmp_path: Path, m
             await store.append("audit", {"i": i})
         reads: list[Path] = []
         writes: list[Path] = []
-        original_read, original_write = tinydb_store.AtomicJSONStorage.read, tinydb_store.AtomicJSONStorage.write
 
-        def counting_read(self: Any) -> Any:
-            reads.append(self.path)
-            return original_read(self)
+        def counting(method: Any, seen: list[Path]) -> Any:
+            def wrapper(self: Any, *args: Any) -> Any:
+                seen.append(self.path)
+                return method(self, *args)
+            return wrapper
 
-        def counting_write(self: Any, data: Any) -> None:
-            writes.append(self.path)
-            original_write(self, data)
-
-        monkeypatch.setattr(tinydb_store.AtomicJSONStorage, "read", counting_read)
-        monkeypatch.setattr(tinydb_store.AtomicJSONStorage, "write", counting_write)
+        for storage in (tinydb_store.AtomicJSONStorage, tinydb_store.AppendOnlyLinesStorage):
+            original_read, original_write = storage.read, storage.write
+            monkeypatch.setattr(storage, "read", counting(original_read, reads))
+            monkeypatch.setattr(storage, "write", counting(original_write, writes))
         stored = await store.get("cases", "c150")
         await store.put("cases", "c150", {**stored.data, "i": -1}, etag=stored.etag)
         await store.append("audit", {"i": 450})
         touched = {p.name for p in reads + writes}
-        assert touched == {"c150.json", "000000002.json"}, touched
+        assert touched == {"c150.json", "000000002.jsonl"}, touched
         assert max(p.stat().st_size for p in set(reads + writes)) < 20_000
         assert [r["i"] async for r in store.read_log("audit")] == list(range(451))
     finally:
         await store.close()
+
+
+async def test_reads_asked_for_together_each_get_their_own_answer(tmp_path: Path) -> None:
+    store = TinyDBStore(tmp_path / "data")
+    try:
+        await store.bulk_put("cases", {f"c{i}": {"i": i} for i in range(40)})
+        cancelled = asyncio.ensure_future(store.get("cases", "c1"))
+        wanted = [f"c{i}" for i in range(0, 60, 3)]
+        found = asyncio.gather(*(store.get("cases", key) for key in wanted))
+        cancelled.cancel()
+        results = await found
+        assert [r.data["i"] if r else None for r in results] == [i if i < 40 else None for i in range(0, 60, 3)]
+        assert (await store.get("cases", "c1")).data == {"i": 1}
+    finally:
+        await store.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        await store.get("cases", "c1")
 
 
 def test_file_names_are_reversible_and_bounded() -> None:
