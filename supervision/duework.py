@@ -122,11 +122,23 @@ class SendLedger:
                  report: Callable[[DeliveryProblem], Awaitable[None]] | None = None) -> None:
         self.store, self.work, self.now, self._report = store, work, now, report
         self.outcomes: dict[str, SendOutcome] = {}
+        self._active: set[str] = set()
 
     def _key(self, sub: str) -> str:
         return f"{self.work.key}|{sub}"
 
     async def once(self, sub: str, send: SendFn, *, recipient: str = "") -> SendOutcome:
+        if sub in self.outcomes:             # the same sub-key twice in one run: the first answer holds
+            return self.outcomes[sub]
+        if sub in self._active:
+            return SendOutcome(Delivery.SKIPPED, detail="already being sent by this run")
+        self._active.add(sub)
+        try:
+            return await self._once(sub, send, recipient)
+        finally:
+            self._active.discard(sub)
+
+    async def _once(self, sub: str, send: SendFn, recipient: str) -> SendOutcome:
         key = self._key(sub)
         stored = await self.store.get(SENDS, key)
         state = stored.data.get("state") if stored else None

@@ -310,3 +310,41 @@ def test_run_due_needs_an_iso_time_with_a_zone():
         parse_now("2026-04-01T09:00:00")
     with pytest.raises(ValueError):
         parse_now("yesterday")
+
+
+async def test_the_send_ledger_sends_each_sub_key_at_most_once_and_remembers_why(store):
+    from supervision.duework import Delivery, PermanentDeliveryFailure, SendLedger
+
+    work = DueWork("c1:s1:job", "job", "c1", PRE_DUE)
+    problems: list[Any] = []
+
+    async def report(problem: Any) -> None:
+        problems.append(problem)
+
+    sent: list[str] = []
+
+    async def send() -> str:
+        sent.append("x")
+        await asyncio.sleep(0)
+        return f"act-{len(sent)}"
+
+    async def gone() -> str:
+        raise PermanentDeliveryFailure("forbidden", 403)
+
+    async def flaky() -> str:
+        raise ConnectionError("down")
+
+    first = SendLedger(store, work, PRE_DUE, report)
+    both = await asyncio.gather(first.once("to:a", send), first.once("to:a", send))
+    assert sorted(o.status for o in both) == [Delivery.SENT, Delivery.SKIPPED] and len(sent) == 1
+    assert (await first.once("to:b", gone, recipient="B")).status == Delivery.UNDELIVERABLE
+    with pytest.raises(ConnectionError):
+        await first.once("to:c", flaky)
+    await store.put(SENDS, "c1:s1:job|to:d", {"state": "sending"})          # a crash mid-send
+    second = SendLedger(store, work, PRE_DUE + timedelta(minutes=11), report)
+    outcomes = {sub: (await second.once(sub, send)).status for sub in ("to:a", "to:b", "to:c", "to:d")}
+    assert outcomes == {"to:a": Delivery.ALREADY_SENT, "to:b": Delivery.SKIPPED, "to:c": Delivery.SENT,
+                        "to:d": Delivery.UNCONFIRMED}
+    assert len(sent) == 2                                                    # a once, c after its failure
+    assert [(p.recipient, p.status, p.http_status) for p in problems] == [
+        ("B", Delivery.UNDELIVERABLE, 403), ("to:d", Delivery.UNCONFIRMED, 0)]
