@@ -103,11 +103,23 @@ def make_leader(store: DocumentStore) -> LeaderElection:
     return LocalLeaderElection()
 
 
+def make_clock(config: Config) -> Clock:
+    """Real time; or, for end-to-end tests in anonymous local mode only, TEST_CLOCK_FILE's."""
+    if config.test_clock_file is None:
+        return SystemClock()
+    if not config.anonymous:  # load_config refuses it already; a Config built by hand must not slip by
+        raise ValueError("TEST_CLOCK_FILE is for tests only: refused when MicrosoftAppId is set")
+    from bot.clock_file import FileClock
+
+    log.warning("TEST_CLOCK_FILE is set: the clock follows %s (tests only)", config.test_clock_file)
+    return FileClock(config.test_clock_file)
+
+
 def create_app(config: Config, *, clock: Clock | None = None, store: DocumentStore | None = None,
                auth: BotFrameworkAuthentication | None = None, openid_metadata_url: str | None = None,
                credentials_factory: ServiceClientCredentialsFactory | None = None,
                features: list[Register] | None = None, start_background: bool = True) -> web.Application:
-    clock = clock or SystemClock()
+    clock = clock or make_clock(config)
     store = store if store is not None else make_store(config)
     events = EventDispatcher()
     services = Services(config=config, clock=clock, store=store, cases=CaseRepository(store),

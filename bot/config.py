@@ -70,6 +70,7 @@ class Config:
     public_url: str = ""                 # where clients reach the bot (signed download links)
     download_signing_key: str = ""       # HMAC key for download links; empty: one kept in the store
     concerns_lead_email: str = ""          # the profile's named lead for concerns and complaints
+    test_clock_file: Path | None = None    # e2e tests only (bot/clock_file.py); anonymous local mode only
 
     @property
     def anonymous(self) -> bool:
@@ -221,6 +222,12 @@ def load_config(environ: Mapping[str, str] | None = None, env_file: Path | None 
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("LOG_LEVEL", f"must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
 
+    test_clock_file = None
+    if env.get("TEST_CLOCK_FILE", "").strip():
+        if app_id:
+            raise ConfigError("TEST_CLOCK_FILE", "is for tests only: refused when MicrosoftAppId is set")
+        test_clock_file = Path(env["TEST_CLOCK_FILE"].strip())
+
     return Config(
         port=_int(env, "PORT", 3978, 1, 65535),
         host=env.get("HOST", "localhost").strip() or "localhost",
@@ -239,4 +246,5 @@ def load_config(environ: Mapping[str, str] | None = None, env_file: Path | None 
         log_level=log_level, language=language, profiles=profiles,
         public_url=public_url, download_signing_key=env.get("DOWNLOAD_SIGNING_KEY", "").strip(),
         concerns_lead_email=_one_email(env, "CONCERNS_LEAD_EMAIL"),
+        test_clock_file=test_clock_file,
     )
