@@ -73,6 +73,8 @@ class Concerns:
             for case in await self.cases.for_user(key):
                 if case_roles(actor, case) & {Role.INVITEE, Role.REQUESTER, Role.LEAD_PROFESSIONAL, Role.FACILITATOR}:
                     found[case.id] = case
+        await self.audit.record(actor=actor.audit_name, action="concern.list_cases",
+                                what=f"{len(found)} case reference(s)", why="raise a concern")
         return sorted(found.values(), key=lambda c: c.reference)
 
     async def raise_(self, actor: Actor, case_id: str, kind: str, text: str) -> tuple[Case, Concern]:
