@@ -235,9 +235,17 @@ def check_identifiers(form: Mapping[str, str], case: Case, profile: Profile) -> 
         return []
     fields = list(FREE_TEXT) + [f"section_{s.key}" for s in profile.model.sections]
     fields += [k for k in sorted(form) if (m := ACTION_ROW.match(k)) and m.group(2) == "description"]
+    # a practitioner who shares a name with the family may still be named: their full name is not an identifier
+    r = case.request
+    practitioners = {n.strip() for n in [r.requester.name, r.lead_professional.name, *(i.name for i in r.invitees),
+                                         *(f.name for f in case.facilitators)] if len(n.strip().split()) >= 2}
+    practitioners -= {r.child.full_name, *(m.name for m in r.family)}
     errors = []
     for name in fields:
-        hits = find_identifiers(form.get(name, ""), identifiers)
+        value = form.get(name, "")
+        for person in sorted(practitioners, key=len, reverse=True):
+            value = re.sub(r"(?<![\w])" + re.escape(person) + r"(?![\w])", " ", value, flags=re.IGNORECASE)
+        hits = find_identifiers(value, identifiers)
         if hits:
             errors.append(FieldError(name, "record.error.identifier", found=", ".join(hits)))
     return errors

@@ -388,3 +388,18 @@ def test_the_case_picker_and_reminder_cards_are_valid(validate_card):
     validate_card(published_card(T, cases[0], full=True, action_count=2, attendees=3, summary_posted=False,
                                  further=True, document_url="https://example.com/d",
                                  timeliness=[("actions", TODAY, False)], learning_goes_to="the group"))
+
+
+def test_a_practitioner_who_shares_the_familys_surname_can_still_be_named():
+    from supervision.models import FacilitatorAssignment
+
+    profile = PROFILES["argyll_bute"]
+    case = held_case(profile_id="argyll_bute")
+    case.facilitators.append(FacilitatorAssignment(name="Ida Example", email="ida@example.com", agency="Police"))
+    form = {**good_form(case, facilitators="Adele Vance, Ida Example",
+                        learning_points="Ida Example shared the police view"),
+            **{f"section_{s.key}": "Reflected." for s in profile.model.sections}}
+    assert parse(form, case, profile, TODAY, full=True).facilitators == "Adele Vance, Ida Example"
+    with pytest.raises(ValidationFailed) as excinfo:
+        parse({**form, "learning_points": "Ida Example met the Example family"}, case, profile, TODAY, full=True)
+    assert errors_of(excinfo) == {"learning_points": "record.error.identifier"}
