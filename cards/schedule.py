@@ -64,7 +64,9 @@ def _length(t: Catalogue, profile: Profile) -> str:
 
 # --- the lead facilitator's cards --------------------------------------------------------------
 def scheduling_card(t: Catalogue, case: Case, profile: Profile, proposals: Proposals, *,
-                    values: dict[str, Any] | None = None, errors: list[str] | None = None) -> Json:
+                    values: dict[str, Any] | None = None, errors: list[str] | None = None,
+                    ask_join_url: bool = False) -> Json:
+    """``ask_join_url``: offline (no Graph), the facilitator may give the Teams meeting they made."""
     values = values or {}
     due = format_uk_date(case.session_due) if case.session_due else "-"
     body: list[Json] = [title(t("schedule.title"))]
@@ -88,6 +90,9 @@ def scheduling_card(t: Catalogue, case: Case, profile: Profile, proposals: Propo
     body.append(text_input("late_reason", t("schedule.late_reason_label", due=due), multiline=True,
                            value=str(values.get("late_reason", "")), max_length=1000,
                            placeholder=t("schedule.late_reason_placeholder")))
+    if ask_join_url:
+        body.append(text_input("join_url", t("schedule.join_url_label"), value=str(values.get("join_url", "")),
+                               max_length=2000, placeholder=t("schedule.join_url_placeholder"), style="Url"))
     return card(body, [execute(t("schedule.button_schedule"), "schedule.submit", {"case_id": case.id},
                                style="positive")])
 

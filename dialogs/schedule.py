@@ -107,6 +107,11 @@ class ScheduleFlow:
     def t(self) -> Catalogue:
         return Catalogue.for_language(self.services.config.language)
 
+    @property
+    def offline(self) -> bool:
+        """No Graph: the facilitator makes the Teams meeting and may give its link."""
+        return not self.scheduling.gateway.online
+
     def profile_for(self, case: Case) -> Profile:
         return self.services.profiles.get(case.profile_id) or self.services.profile()
 
@@ -175,7 +180,7 @@ class ScheduleFlow:
             return
         proposals = await self.scheduling.proposals(case)
         t = self.t()
-        card = scheduling_card(t, case, self.profile_for(case), proposals)
+        card = scheduling_card(t, case, self.profile_for(case), proposals, ask_join_url=self.offline)
         try:
             activity_id = await self.send_card_to(user_id, tenant, card, t("schedule.title"))
         except Exception as error:
@@ -198,7 +203,8 @@ class ScheduleFlow:
         if case.state != CaseState.FACILITATORS_ASSIGNED:
             raise DomainError("not schedulable", key="error.illegal_transition", state=turn.t(f"states.{case.state.value}"))
         proposals = await self.scheduling.proposals(case)
-        await self._reply(turn, scheduling_card(turn.t, case, self.profile_for(case), proposals))
+        await self._reply(turn, scheduling_card(turn.t, case, self.profile_for(case), proposals,
+                                                ask_join_url=self.offline))
 
     async def command(self, turn: Turn) -> None:
         """``schedule``: the scheduling card (or the reschedule-or-cancel card) for each case the user
@@ -216,7 +222,8 @@ class ScheduleFlow:
         for case in sorted(mine, key=lambda c: c.session_due or c.created_at.date()):
             case = await self.scheduling.open_for_scheduling(actor, case.id)
             if case.state == CaseState.FACILITATORS_ASSIGNED:
-                card = scheduling_card(turn.t, case, self.profile_for(case), await self.scheduling.proposals(case))
+                card = scheduling_card(turn.t, case, self.profile_for(case), await self.scheduling.proposals(case),
+                                       ask_join_url=self.offline)
             else:
                 card = manage_card(turn.t, case, self.profile_for(case))
             await turn.send_card(card, turn.t("schedule.title"))
@@ -242,11 +249,13 @@ class ScheduleFlow:
         inputs = _inputs(turn)
         try:
             starts = self._start(case, inputs, slot_allowed=True)
-            case = await self.scheduling.schedule(turn.actor, case.id, starts, str(inputs.get("late_reason", "")))
+            case = await self.scheduling.schedule(turn.actor, case.id, starts, str(inputs.get("late_reason", "")),
+                                                  join_url=str(inputs.get("join_url", "")) if self.offline else "")
         except (ValidationFailed, FieldError, CalendarUnavailable) as error:
             proposals = await self.scheduling.proposals(case)
             await self._reply(turn, scheduling_card(turn.t, case, self.profile_for(case), proposals, values=inputs,
-                                                    errors=[describe_error(turn.t, error)]))
+                                                    errors=[describe_error(turn.t, error)],
+                                                    ask_join_url=self.offline))
             return
         await self._reply(turn, scheduled_card(turn.t, case))
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 from supervision.calendar import WorkingCalendar
 from supervision.catalogue import Catalogue
@@ -448,14 +449,18 @@ class Scheduling:
             organiser=Attendee(lead.name, lead.email) if lead else Attendee("", ""),
             attendees=tuple(unique), join_url=join_url, cancelled=cancelled)
 
-    async def schedule(self, actor: Actor, case_id: str, starts_at: datetime, reason: str = "") -> Case:
+    async def schedule(self, actor: Actor, case_id: str, starts_at: datetime, reason: str = "",
+                       join_url: str = "") -> Case:
+        """``join_url``: offline (no Graph), the link of a Teams meeting the facilitator made, so the
+        invitations carry it and Teams' meeting-end event finds the case; Graph's own link wins."""
         case = await self.cases.require(case_id)
         await self._authorize_lead(actor, case, "session.schedule")
         if case.state not in SCHEDULABLE:
             raise_illegal(case, Event.SCHEDULE)
         late_reason = self._check_late(case, starts_at, reason)
+        join_url = check_join_url(join_url)
         record = await self.records.get(case_id)
-        meeting = self._meeting(case, record, starts_at)
+        meeting = self._meeting(case, record, starts_at, join_url)
         ref = await self.gateway.create_event(meeting)      # CalendarUnavailable: nothing changed
 
         def change(c: Case) -> None:
@@ -463,7 +468,7 @@ class Scheduling:
                 raise_illegal(c, Event.SCHEDULE)
             apply(c, Event.SCHEDULE, actor=actor.audit_name, clock=self.clock, reason=late_reason)
             c.session.starts_at, c.session.ends_at = meeting.starts_at, meeting.ends_at
-            c.session.graph_event_id, c.session.join_url = ref.event_id, ref.join_url
+            c.session.graph_event_id, c.session.join_url = ref.event_id, ref.join_url or join_url
             c.session.late_reason = late_reason
             for invitee in c.request.invitees:
                 if invitee.status == InviteStatus.NOT_SENT:
@@ -641,6 +646,17 @@ class Scheduling:
 def _add(values: list[str], value: str) -> None:
     if value not in values:
         values.append(value)
+
+
+def check_join_url(text: str) -> str:
+    """A meeting link typed by the facilitator: empty, or an https address (else a field error)."""
+    text = text.strip()
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    if parts.scheme != "https" or not parts.hostname or any(c.isspace() for c in text) or len(text) > 2000:
+        raise ValidationFailed([FieldError("join_url", "schedule.error.join_url")])
+    return text
 
 
 def _set_uid(record: ScheduleRecord, uid: str, sequence: int) -> None:

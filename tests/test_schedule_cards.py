@@ -51,6 +51,12 @@ def test_scheduling_card_variants(validate_card):
     validate_card(none)
     text = json.dumps(none)
     assert "no free office time" in text and "2026-02-02" in text and "Leave" in text and "Please check" in text
+    assert "join_url" not in text                                   # Graph makes the meeting: nothing to ask
+    offline = scheduling_card(T, case, BOLTON, Proposals((slot,), case.session_due, False), ask_join_url=True,
+                              values={"join_url": "https://teams.microsoft.com/l/meetup-join/typed"})
+    validate_card(offline)
+    link = next(i for i in offline["body"] if i.get("id") == "join_url")
+    assert link["label"] == T("schedule.join_url_label") and link["value"].endswith("/typed")
 
 
 def test_manage_scheduled_cancelled_and_message_cards(validate_card):

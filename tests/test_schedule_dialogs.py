@@ -168,6 +168,29 @@ async def test_a_late_date_needs_a_reason_and_keeps_what_was_typed(harness: BotH
     assert case.session.starts_at == datetime(2026, 2, 3, 10, 30, tzinfo=UTC)
 
 
+async def test_offline_the_lead_gives_the_teams_link_they_made_and_invitations_carry_it(
+        only_scheduling: BotHarness, clock, validate_card):
+    harness = only_scheduling
+    case_id = await seeded(harness, clock)
+    (scheduling,) = [c for c in cards_to(harness.connector.sent, "personal-user-id-2")
+                     if "Schedule the session" in card_text(c)]
+    assert any(b.get("id") == "join_url" for b in scheduling["body"])          # offline: asked for
+    status, body = await harness.execute(ADELE, "schedule.submit", execute_data(
+        "schedule.submit", case_id, slot=first_slot(scheduling), join_url="our usual Teams room"))
+    validate_card(body["value"])
+    assert "Teams meeting link: please paste the whole https:// link" in card_text(body["value"])
+    kept = next(b for b in body["value"]["body"] if b.get("id") == "join_url")
+    assert kept["value"] == "our usual Teams room"                             # what was typed is kept
+    link = "https://teams.microsoft.com/l/meetup-join/19%3ameeting_DIALOG%40thread.v2/0"
+    harness.connector.clear()
+    status, body = await harness.execute(ADELE, "schedule.submit", execute_data(
+        "schedule.submit", case_id, slot=first_slot(scheduling), join_url=link))
+    assert "Session scheduled" in card_text(body["value"])
+    assert (await harness.parts.services.cases.require(case_id)).session.join_url == link
+    invitation = next(c for s in harness.connector.sent for c in s.cards if "You are invited" in card_text(c))
+    assert link in [a.get("url") for a in invitation["actions"]] and "No Teams link" not in card_text(invitation)
+
+
 async def test_bad_typed_date_names_the_field_and_only_the_lead_schedules(harness: BotHarness, clock):
     case_id = await seeded(harness, clock)
     status, body = await harness.execute(ADELE, "schedule.submit", execute_data(

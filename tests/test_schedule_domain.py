@@ -350,6 +350,33 @@ async def test_offline_calendar_keeps_the_date_without_event_or_link(clock, stor
         await OfflineCalendar().send_mail(Mail(to=(), subject="", html=""))
 
 
+async def test_offline_the_facilitators_own_teams_link_is_kept_and_checked(clock, store):
+    """No Graph: the facilitator makes the Teams meeting and gives its link, so the invitations carry it
+    and Teams' meeting-end event (matched by join URL) finds the case; a link that isn't one is refused."""
+    scheduling = Scheduling(cases=CaseRepository(store), audit=AuditLog(store, clock), events=RecordingSink(),
+                            clock=clock, store=store, gateway=OfflineCalendar(), free_busy=None,
+                            profile_for=lambda c: BOLTON, calendar_for=lambda p: WorkingCalendar(p.nation))
+    case = await scheduling.cases.create(make_assigned_case(clock))
+    start = (await scheduling.proposals(case)).slots[0].start
+    for bad in ("teams meeting tomorrow", "http://teams.microsoft.com/l/meetup-join/x", "https://"):
+        with pytest.raises(ValidationFailed) as refused:
+            await scheduling.schedule(ADELE, case.id, start, join_url=bad)
+        assert [e.field for e in refused.value.errors] == ["join_url"]
+    assert (await scheduling.cases.require(case.id)).state == CaseState.FACILITATORS_ASSIGNED   # nothing changed
+    link = "https://teams.microsoft.com/l/meetup-join/19%3ameeting_OFFLINE%40thread.v2/0"
+    done = await scheduling.schedule(ADELE, case.id, start, join_url=f"  {link} ")
+    assert done.session.join_url == link
+    assert (await scheduling.meeting_for(done)).join_url == link            # the .ics carries it too
+
+
+async def test_graphs_own_link_wins_over_a_typed_one(env, clock):
+    scheduling, cases, _, _, gateway = env
+    case = await cases.create(make_assigned_case(clock))
+    start = (await scheduling.proposals(case)).slots[0].start
+    done = await scheduling.schedule(ADELE, case.id, start, join_url="https://example.com/typed")
+    assert done.session.join_url and done.session.join_url != "https://example.com/typed"
+
+
 # --- attendance --------------------------------------------------------------------------------
 async def test_answers_confirm_authority_decline_and_status(env, clock):
     scheduling, cases, audit, _, _ = env
