@@ -25,7 +25,7 @@ every case (at start-up and now and then, in case a write bypassed the repositor
 Ledgers
 -------
 ``due_work_ledger``: one document per work key (claim, attempt, done). ``due_work_sends``: one per
-(work key, sub-key) send. ``due_work_done``: per case, the keys finished, so re-indexing a changed
+work key, with the state of each sub-key's send. ``due_work_done``: per case, the keys finished, so re-indexing a changed
 case needs no per-key reads.
 """
 from __future__ import annotations
@@ -116,16 +116,47 @@ SendFn = Callable[[], Awaitable[str]]
 
 
 class SendLedger:
-    """Per-recipient sub-keys of one piece of work: claimed before sending, confirmed after."""
+    """Per-recipient sub-keys of one piece of work, claimed ("sending") before sending and confirmed
+    ("sent", with the activity id) after. One document per work key (``SENDS``), written with its
+    etag (a runner that lost its claim stops) and group-committed: sends running together share
+    the writes, while each claim is still stored before its own send starts."""
 
     def __init__(self, store: DocumentStore, work: DueWork, now: datetime,
                  report: Callable[[DeliveryProblem], Awaitable[None]] | None = None) -> None:
         self.store, self.work, self.now, self._report = store, work, now, report
         self.outcomes: dict[str, SendOutcome] = {}
         self._active: set[str] = set()
+        self._subs: dict[str, dict[str, Any]] | None = None
+        self._etag: str | None = None
+        self._load_lock = asyncio.Lock()
+        self._write_lock = asyncio.Lock()
+        self._changes = 0          # in-memory changes made
+        self._stored = 0           # changes known to be in the store
 
-    def _key(self, sub: str) -> str:
-        return f"{self.work.key}|{sub}"
+    async def _load(self) -> dict[str, dict[str, Any]]:
+        async with self._load_lock:
+            if self._subs is None:
+                stored = await self.store.get(SENDS, self.work.key)
+                self._subs = dict(stored.data.get("subs", {})) if stored else {}
+                self._etag = stored.etag if stored else None
+        return self._subs
+
+    async def _set(self, sub: str, record: dict[str, Any]) -> None:
+        """Record ``sub``'s state and return once it is in the store (group commit)."""
+        subs = await self._load()
+        subs[sub] = record
+        self._changes += 1
+        mine = self._changes
+        async with self._write_lock:
+            if self._stored >= mine:
+                return                       # written by a caller that went before us
+            upto = self._changes
+            data = {"work": self.work.key, "case_id": self.work.case_id, "subs": dict(subs)}
+            if self._etag is None:
+                self._etag = await self.store.put(SENDS, self.work.key, data, create_only=True)
+            else:
+                self._etag = await self.store.put(SENDS, self.work.key, data, etag=self._etag)
+            self._stored = upto
 
     async def once(self, sub: str, send: SendFn, *, recipient: str = "") -> SendOutcome:
         if sub in self.outcomes:             # the same sub-key twice in one run: the first answer holds
@@ -139,45 +170,40 @@ class SendLedger:
             self._active.discard(sub)
 
     async def _once(self, sub: str, send: SendFn, recipient: str) -> SendOutcome:
-        key = self._key(sub)
-        stored = await self.store.get(SENDS, key)
-        state = stored.data.get("state") if stored else None
+        record = (await self._load()).get(sub) or {}
+        state = record.get("state")
         if state == "sent":
-            outcome = SendOutcome(Delivery.ALREADY_SENT, str(stored.data.get("activity_id", "")))  # type: ignore[union-attr]
+            outcome = SendOutcome(Delivery.ALREADY_SENT, str(record.get("activity_id", "")))
         elif state in ("unconfirmed", "undeliverable"):
-            outcome = SendOutcome(Delivery.SKIPPED, detail=str(stored.data.get("reason", "")))  # type: ignore[union-attr]
+            outcome = SendOutcome(Delivery.SKIPPED, detail=str(record.get("reason", "")))
         elif state == "sending":
             # An earlier run claimed this send and never confirmed it: it may have gone. Never twice.
-            await self.store.put(SENDS, key, {**stored.data, "state": "unconfirmed",  # type: ignore[union-attr]
-                                              "found_at": self.now.isoformat()})
+            await self._set(sub, {**record, "state": "unconfirmed", "found_at": self.now.isoformat()})
             outcome = SendOutcome(Delivery.UNCONFIRMED, detail="crashed between sending and recording")
-            await self._problem(recipient or sub, outcome, "unconfirmed")
+            await self._problem(recipient or str(record.get("recipient") or sub), outcome, "unconfirmed")
         else:
-            outcome = await self._send(key, stored, send, recipient or sub)
+            outcome = await self._send(sub, send, recipient or sub)
         self.outcomes[sub] = outcome
         return outcome
 
-    async def _send(self, key: str, stored: Any, send: SendFn, recipient: str) -> SendOutcome:
-        claim = {"state": "sending", "work": self.work.key, "case_id": self.work.case_id,
-                 "recipient": recipient, "claimed_at": self.now.isoformat()}
-        if stored is None:
-            await self.store.put(SENDS, key, claim, create_only=True)
-        else:
-            await self.store.put(SENDS, key, claim, etag=stored.etag)
+    async def _send(self, sub: str, send: SendFn, recipient: str) -> SendOutcome:
+        claim = {"state": "sending", "recipient": recipient, "claimed_at": self.now.isoformat()}
+        await self._set(sub, claim)
         try:
             activity_id = await send()
         except PermanentDeliveryFailure as failure:
-            await self.store.put(SENDS, key, {**claim, "state": "undeliverable", "reason": failure.reason,
-                                              "http_status": failure.status})
+            await self._set(sub, {**claim, "state": "undeliverable", "reason": failure.reason,
+                                  "http_status": failure.status})
             outcome = SendOutcome(Delivery.UNDELIVERABLE, detail=failure.reason)
             await self._problem(recipient, outcome, failure.reason, failure.status)
             return outcome
-        except BaseException:
-            # Known not to have gone (the send raised): a later attempt may try again.
-            await self.store.put(SENDS, key, {**claim, "state": "failed"})
+        except Exception:
+            # The send failed with an answer (or no connection): a later attempt may try again.
+            # (Cancelled or killed, the claim stays "sending": unknown, so never sent again.)
+            await self._set(sub, {**claim, "state": "failed"})
             raise
-        await self.store.put(SENDS, key, {**claim, "state": "sent", "activity_id": activity_id or "",
-                                          "sent_at": self.now.isoformat()})
+        await self._set(sub, {**claim, "state": "sent", "activity_id": activity_id or "",
+                              "sent_at": self.now.isoformat()})
         return SendOutcome(Delivery.SENT, activity_id or "")
 
     async def _problem(self, recipient: str, outcome: SendOutcome, reason: str, http_status: int = 0) -> None:

@@ -155,8 +155,8 @@ async def test_an_undeliverable_evaluation_is_reported_to_the_facilitator_once_a
     told = connector.texts_to("user-id-2")
     assert len(told) == 1 and "not installed" in told[0] and case.reference in told[0]
     assert len(connector.cards_to("user-id-0")) == 1        # the others still got theirs
-    stored = await services.store.get(SENDS, f"{case.id}:s1:evaluation.pre|to:pattif@example.com")
-    assert stored is not None and stored.data["state"] == "undeliverable"
+    stored = await services.store.get(SENDS, f"{case.id}:s1:evaluation.pre")
+    assert stored is not None and stored.data["subs"]["to:pattif@example.com"]["state"] == "undeliverable"
     attempts = len(connector.attempts)
     clock.advance(days=1)
     await services.due_work.run_due()
