@@ -61,7 +61,9 @@ def register(router: Router, services: Services) -> list[Dialog]:
         try:
             case, changed = await mark_session_held(cases=services.cases, audit=services.audit, events=services.events,
                                                     clock=services.clock, case_id=case.id, actor=None,
-                                                    source="meeting_end", held_at=held_at)
+                                                    source="meeting_end", held_at=held_at,
+                                                    where={"conversation_id": turn.activity.conversation.id,
+                                                           "service_url": turn.activity.service_url or ""})
         except DomainError as error:   # e.g. the case was cancelled: nothing to do for a meeting event
             log.info("meeting end for case %s not applied: %s", case.id, type(error).__name__)
             return

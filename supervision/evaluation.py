@@ -27,7 +27,7 @@ audits it and publishes ``session.held``; the post-session evaluation is due wor
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -459,8 +459,12 @@ def _coordinator(actor: Actor, case: Case) -> bool:
 # --- the session is held ------------------------------------------------------------------------------------
 async def mark_session_held(*, cases: CaseRepository, audit: AuditLog, events: EventSink, clock: Clock,
                             case_id: str, actor: Actor | None, source: str,
-                            held_at: datetime | None = None) -> tuple[Case, bool]:
+                            held_at: datetime | None = None,
+                            where: Mapping[str, str] | None = None) -> tuple[Case, bool]:
     """HELD via lifecycle MARK_HELD, ``held_at`` set, ``session.held`` published. Returns (case, changed).
+
+    ``where``: the conversation the session ended in (``conversation_id``, ``service_url``: the meeting
+    chat of a meeting-end event), carried in the event so the record offer and summary can go there.
 
     ``actor`` None: the Teams meeting-end event (no person; audited as ``teams``). A facilitator must
     hold the MARK_HELD permission. Marking an already-held session again changes nothing.
@@ -488,7 +492,7 @@ async def mark_session_held(*, cases: CaseRepository, audit: AuditLog, events: E
         await audit.record(actor=who, action="session.mark_held", case_id=case_id,
                            what=f"session {case.session.number} held", why=source)
         await events.publish(DomainEvent("session.held", case_id, when,
-                                         {"session": case.session.number, "source": source},
+                                         {**(where or {}), "session": case.session.number, "source": source},
                                          idempotency_key=f"{case_id}:s{case.session.number}:held"))
     return case, changed
 

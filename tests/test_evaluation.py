@@ -319,9 +319,18 @@ async def test_the_meeting_end_event_marks_the_session_held_and_sends_the_post_s
              "JoinUrl": JOIN_URL.replace("%3a", "%3A")}
     meeting_chat = {"conversation_type": "groupChat", "conversation_id": "19:meeting_ZXhhbXBsZQ@thread.v2"}
     chat = meeting_chat["conversation_id"]
+    heard: list[Any] = []
+
+    async def listen(event: Any) -> None:
+        heard.append(event)
+
+    services.events.on("session.held", listen)
     replies = [s for s in await bot.event(FAC_USER, MEETING_END, value, **meeting_chat) if s.conversation_id == chat]
     held = await services.cases.require(case.id)
     assert held.state == CaseState.HELD
+    # the meeting chat it ended in travels with the event (the record offer and summary go there)
+    assert [(e.data["source"], e.data["conversation_id"]) for e in heard] == [("meeting_end", chat)]
+    assert heard[0].data["service_url"]
     assert held.session.held_at == SESSION_START + timedelta(minutes=90)
     assert [r.text for r in replies] == [f"The session for case {case.reference} has ended. Each attendee has "
                                          "been sent the post-session evaluation in a personal chat."]
