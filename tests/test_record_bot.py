@@ -247,3 +247,32 @@ async def test_a_further_session_goes_back_to_the_lead_facilitator_to_schedule(h
     assert any(title in texts(c) for c in to_adele), "the scheduling card for session 2"
     # session 1's actions are still followed up
     assert {t.id for t in case.tracked if t.kind == "action_item"} == {"s1a1", "s1a2"}
+
+
+async def test_the_meeting_end_event_offers_the_record_in_that_chat_and_the_summary_follows(harness: BotHarness, clock):
+    """Through the meeting feature: Teams' meeting-end event in the meeting chat marks the session held,
+    and ``session.held`` carries that chat, which gets the offer and, later, the summary."""
+    from bot.handler import MEETING_END
+
+    services = harness.parts.services
+    chat = "19:meeting_cmVjb3JkLWUyZQ@thread.v2"
+    join_url = "https://teams.microsoft.com/l/meetup-join/19%3ameeting_cmVjb3JkLWUyZQ%40thread.v2/0"
+    case = held_case(state=CaseState.PRE_SESSION)
+    case.session.held_at = None
+    case.session.join_url = join_url
+    case.history[-1].to_state = CaseState.PRE_SESSION
+    clock.set(case.session.starts_at + timedelta(hours=2))
+    await services.cases.create(case)
+    await introduce(harness, ADELE, PATTI, ALEX)
+    harness.connector.clear()
+    end = (case.session.starts_at + timedelta(minutes=90)).isoformat().replace("+00:00", "Z")
+    await harness.event(ADELE, MEETING_END, {"Id": "x", "Title": "Group supervision", "EndTime": end,
+                                             "JoinUrl": join_url}, conversation_type="groupChat", conversation_id=chat)
+    assert (await services.cases.require(case.id)).state == CaseState.HELD
+    offers = [s for s in harness.connector.messages(chat) if "The session has been held" in texts(s.body)]
+    assert len(offers) == 1 and find_identifiers(texts(offers[0].body), IDENTIFIERS) == []
+
+    harness.connector.clear()
+    await harness.submit(ADELE, {"verb": "record.publish", "case_id": case.id, **good_form(case)})
+    summaries = [s for s in harness.connector.messages(chat) if "Session summary" in texts(s.body)]
+    assert len(summaries) == 1 and find_identifiers(texts(summaries[0].body), IDENTIFIERS) == []
