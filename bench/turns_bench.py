@@ -1,6 +1,8 @@
 """Authenticated, stateful turns against the floor, with the Teams channel played on loopback.
 
-``python -m bench turns [--quick] [--store tinydb|memory] [--cases N] [--seconds S]``
+``python -m bench turns [--quick] [--store=memory|tinydb] [--cases=N] [--seconds=S] [--rounds=R]``
+(through ``python -m bench`` give values with ``=``; ``BENCH_PROFILE=file`` writes a cProfile of the
+bot's last measured window, ``BENCH_SAMPLE_STALLS=1`` samples the stack of long callbacks).
 
 This process plays the channel: a Bot Connector that receives replies (bench/support/channel.py),
 an OpenID metadata + JWKS server whose key signs the inbound tokens as the Bot Connector does and a
@@ -9,8 +11,10 @@ load generator of Teams-shaped personal-chat messages over many conversations. T
 processes of their own, measured in the same run, level by level, alternately:
 
   (a) the floor - a bare aiohttp handler that posts the same reply (bench/support/floor.py);
-  (b) our bot - ``create_app`` with auth on, a dialog turn that reads and writes state and a case,
-      with ``--cases`` cases in the store (bench/support/turns_bot.py).
+  (b) our bot - ``create_app`` with auth on, a turn that reads and writes conversation state and a
+      case, with ``--cases`` cases in the store (bench/support/turns_bot.py). The store is the
+      in-memory one by default: TinyDBStore (``--store=tinydb``) costs 5-8 ms of CPU per turn on
+      this machine, which would measure the store rather than the turn (see bench/README.md).
 
 For each concurrency level it prints activities/s and p50/p95/p99 latency (POST sent -> reply
 received by the connector) and the ratios b/a; then the login calls per activity in steady state,
@@ -146,6 +150,13 @@ class Load:
         received = await asyncio.wait_for(reply, timeout=15)
         return received - started
 
+    async def warm(self, url: str, concurrency: int, rounds: int) -> None:
+        """Every conversation ``rounds`` times: afterwards the bot has met every user (steady state)."""
+        for _ in range(rounds):
+            for start in range(0, self.conversations, concurrency):
+                await asyncio.gather(*(self.one(url, c) for c in range(start, min(start + concurrency,
+                                                                                  self.conversations))))
+
     async def run(self, url: str, concurrency: int, seconds: float) -> tuple[int, float, list[float], int]:
         latencies: list[float] = []
         errors = 0
@@ -211,8 +222,8 @@ async def measure(args: argparse.Namespace) -> int:
         results: list[Result] = []
         try:
             load = Load(connector, session, header, args.conversations)
-            for server in (floor, bot):  # first contact: keys fetched, token fetched, caches filled
-                await load.run(server.messages, 4, args.warmup)
+            for server in (floor, bot):  # first contact: keys and token fetched, every user met twice
+                await load.warm(server.messages, 8, rounds=2)
             print(f"seeded {args.cases} cases in {(await stats(session, bot))['seed_seconds']} s; "
                   f"measuring {args.seconds:.0f} s per level", flush=True)
             window = args.seconds / args.rounds
