@@ -75,7 +75,8 @@ def run_ops_command(config: Config, args: argparse.Namespace) -> int:
         if args.command == "export-case":
             return asyncio.run(export_case(config, args.reference, Path(args.out), why=args.why))
     except StoreLocked as error:
-        print(f"{args.command}: {error}", file=sys.stderr)
+        print(f"{args.command}: {error}. On TinyDB one process at a time uses the store: stop the bot "
+              "first (backup is the exception: it runs beside the bot).", file=sys.stderr)
         return 3
     except (DomainError, ValueError, FileNotFoundError) as error:
         print(f"{args.command}: {error}", file=sys.stderr)

@@ -155,6 +155,13 @@ class Instance:
             pass
 
 
+async def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
 @pytest.mark.slow
 async def test_only_the_leader_sends_nothing_twice_and_another_takes_over(
         two_stores: tuple[BlobStore, BlobStore]) -> None:
@@ -164,9 +171,10 @@ async def test_only_the_leader_sends_nothing_twice_and_another_takes_over(
     for i in range(5):
         await a.runner.cases.create(new_case(f"case-lead-{i:04d}"))
     a.start()
-    await asyncio.sleep(0.5)            # a is leader before b starts
+    await wait_until(lambda: a.lease is not None)          # a is leader before b starts
     b.start()
-    await asyncio.sleep(2.0)
+    await wait_until(lambda: len(sent) >= 5)
+    await asyncio.sleep(1.0)                                # time for a double send to show, if any
     assert sorted(key for _, key, _ in sent) == [f"case-lead-{i:04d}:reminder" for i in range(5)]
     assert {name for name, _, _ in sent} == {"a"}
     assert b.lease is None
