@@ -215,6 +215,7 @@ async def measure(args: argparse.Namespace) -> int:
         bot = start_server("bot", "bench.support.turns_bot",
                            ["--metadata-url", key_server.metadata_url, "--token-url", key_server.token_url,
                             "--store", args.store, "--cases", str(args.cases)]
+                           + (["--sdk-default"] if args.sdk_default else [])
                            + (["--data-dir", args.data_dir] if args.data_dir else []), 600)
         servers.append(bot)
         header = {"Authorization": f"Bearer {key_server.sign(connector.url)}"}
@@ -322,6 +323,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--conversations", type=int, default=256)
     parser.add_argument("--data-dir", default="")
     parser.add_argument("--levels", default="1,8,32", help="concurrency levels, e.g. --levels=8,32")
+    parser.add_argument("--sdk-default", action="store_true",
+                        help="run the bot on the SDK's own outbound and auth paths (the 'before' figures)")
     parser.add_argument("--objects", action="store_true", help="list what the garbage collector walks, after")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args, _ = parser.parse_known_args(argv)

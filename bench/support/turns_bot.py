@@ -28,10 +28,12 @@ from typing import Any
 from aiohttp import web
 
 from bench.support.loopwatch import install_stats_route
-from bot.adapter import freeze_startup_heap
+from bot.adapter import SupervisionAdapter, freeze_startup_heap
 from bot.app import PARTS, create_app
 from bot.config import load_config
+from bot.connector import ConnectorPool
 from bot.credentials import CachedAppCredentials
+from bot.credentials_inbound import AcceptedTokens
 from bot.features import FEATURES
 from bot.routing import Router
 from bot.services import Services
@@ -98,6 +100,25 @@ async def seed(store: Any, cases: int) -> float:
     return time.perf_counter() - started
 
 
+def use_sdk_defaults() -> None:
+    """For a before/after comparison only (``--sdk-default``): the bot with the SDK's own outbound
+    and authentication paths - new credentials (so a login call) and new connector clients per turn
+    on msrest's requests pipeline, every token validated from scratch, keys fetched by the SDK."""
+    import bot.app as app_module
+
+    class SdkDefaultAdapter(SupervisionAdapter):
+        def __init__(self, auth: Any, language: str = "en", **_: Any) -> None:
+            super(SupervisionAdapter, self).__init__(auth)  # CloudAdapter's own, unwrapped
+            self.pool = ConnectorPool()
+            self.tokens = AcceptedTokens(clock=lambda: float("inf"))  # remembers nothing usable
+            self.keys = None
+            self.language = language
+            self.on_turn_error = self._on_turn_error  # type: ignore[assignment]
+
+    app_module.SupervisionAdapter = SdkDefaultAdapter  # type: ignore[misc]
+    app_module.SharedCredentialsFactory = lambda inner: inner  # type: ignore[assignment,misc]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.support.turns_bot")
     parser.add_argument("--metadata-url", required=True)
@@ -105,7 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", choices=("tinydb", "memory"), default="tinydb")
     parser.add_argument("--data-dir", default="")
     parser.add_argument("--cases", type=int, default=10_000)
+    parser.add_argument("--sdk-default", action="store_true", help="the SDK's own paths, for comparison")
     args = parser.parse_args(argv)
+    if args.sdk_default:
+        use_sdk_defaults()
     logging.basicConfig(level=logging.WARNING)
     data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="bench-turns-"))
     config = load_config({"MicrosoftAppId": APP_ID, "MicrosoftAppPassword": APP_PASSWORD,
