@@ -27,7 +27,7 @@ from bot.downloads import Downloads, people_actor_lookup, public_base_url
 from bot.events import EventDispatcher
 from bot.features import Register, register_all
 from bot.handler import SupervisionBot
-from bot.people import People
+from bot.people import People, team_roster
 from bot.proactive import Proactive
 from bot.routing import Router
 from bot.scheduler import install_scheduler
@@ -132,7 +132,8 @@ def create_app(config: Config, *, clock: Clock | None = None, store: DocumentSto
     adapter = SupervisionAdapter(auth, config.language, openid_metadata_url=openid_metadata_url,
                                  check_keys=not config.anonymous)
     services.proactive = Proactive(adapter, store, config.app_id, config.tenant_id)
-    services.people = People(store)
+    services.people = People(store, roster=team_roster(services.proactive, config.coordinator_conversation_id,
+                                                       config.coordinator_service_url))
     services.due_work = DueWorkRunner(services.cases, store, clock)
     services.leader = make_leader(store)
     install_scheduler(services)

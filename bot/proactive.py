@@ -266,6 +266,12 @@ def _tenant_of(activity: Activity) -> str:
     return str(tenant or (getattr(conversation, "tenant_id", None) if conversation else "") or "")
 
 
+def _team_of(activity: Activity) -> str:
+    channel_data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
+    team = channel_data.get("team") or {}
+    return str(team.get("id") or channel_data.get("teamsTeamId") or "") if isinstance(team, dict) else ""
+
+
 def _reason(status: int) -> str:
     return {403: "forbidden", 404: "not_found"}.get(status, f"http_{status}")
 
@@ -297,6 +303,7 @@ class Proactive:
         tenant = _tenant_of(activity)
         if tenant:       # the schema drops conversation.tenantId (it expects "tenantID"): keep it here
             data["tenant"] = tenant
+        team = _team_of(activity)
         conversation = activity.conversation
         kind = getattr(conversation, "conversation_type", None) or "personal"
         keys = [f"conversation:{conversation.id}"] if conversation and conversation.id else []
@@ -307,6 +314,11 @@ class Proactive:
             existing = await self.store.get(REFS, key)
             if existing is None or existing.data != data:
                 await self.store.put(REFS, key, data)
+        if team and conversation and conversation.id:      # a channel's team, for its roster (bot/people.py)
+            key = f"team:{conversation.id.split(';')[0]}"
+            existing = await self.store.get(REFS, key)
+            if existing is None or existing.data.get("team") != team:
+                await self.store.put(REFS, key, {"team": team})
 
     async def reference_for_user(self, user_id: str) -> ConversationReference | None:
         stored = await self.store.get(REFS, f"user:{user_id.lower()}")
@@ -368,7 +380,7 @@ class Proactive:
             raise NoConversation(user_id)
         await self.update(reference, activity_id, activity)
 
-    async def send_to_conversation(self, conversation_id: str, activity: Activity, *, service_url: str = "") -> str:
+    async def _group_reference(self, conversation_id: str, service_url: str) -> ConversationReference:
         reference = await self.reference_for_conversation(conversation_id)
         if reference is None:
             if not service_url:
@@ -377,7 +389,20 @@ class Proactive:
                 channel_id="msteams", service_url=service_url,
                 conversation=ConversationAccount(id=conversation_id, is_group=True),
                 bot=ChannelAccount(id=self.app_id))
-        return await self.send(reference, activity)
+        return reference
+
+    async def send_to_conversation(self, conversation_id: str, activity: Activity, *, service_url: str = "") -> str:
+        return await self.send(await self._group_reference(conversation_id, service_url), activity)
+
+    async def in_conversation(self, conversation_id: str, work: Callable[[TurnContext], Awaitable[T]], *,
+                              service_url: str = "") -> T:
+        """Run ``work`` in a proactive turn in a channel or group chat (e.g. read its team's roster)."""
+        return await self._continue(await self._group_reference(conversation_id, service_url), work)
+
+    async def team_of(self, conversation_id: str) -> str:
+        """The team id Teams sent with this channel's activities, if the bot has heard from it."""
+        stored = await self.store.get(REFS, f"team:{conversation_id.split(';')[0]}")
+        return str(stored.data.get("team") or "") if stored else ""
 
     async def update_in_conversation(self, conversation_id: str, activity_id: str, activity: Activity) -> None:
         reference = await self.reference_for_conversation(conversation_id)

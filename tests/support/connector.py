@@ -36,6 +36,7 @@ class FakeConnector:
     sent: list[Sent] = field(default_factory=list)
     created: list[dict[str, Any]] = field(default_factory=list)
     members: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rosters_read: list[str] = field(default_factory=list)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _event: asyncio.Event = field(default_factory=asyncio.Event)
     runner: web.AppRunner | None = None
@@ -48,6 +49,7 @@ class FakeConnector:
         app.router.add_post("/v3/conversations/{cid}/activities/{aid}", self._post)
         app.router.add_put("/v3/conversations/{cid}/activities/{aid}", self._put)
         app.router.add_get("/v3/conversations/{cid}/members/{uid}", self._member)
+        app.router.add_get("/v3/conversations/{cid}/pagedmembers", self._paged_members)
         return app
 
     async def start(self) -> str:
@@ -90,6 +92,11 @@ class FakeConnector:
         if member is None:
             return web.json_response({"error": {"code": "MemberNotFoundInConversation"}}, status=404)
         return web.json_response(member)
+
+    async def _paged_members(self, request: web.Request) -> web.Response:
+        """A team's roster (every known member, one page); the team ids asked for are kept."""
+        self.rosters_read.append(request.match_info["cid"])
+        return web.json_response({"members": list(self.members.values())})
 
     def messages(self, conversation_id: str | None = None) -> list[Sent]:
         return [s for s in self.sent if s.type == "message"
