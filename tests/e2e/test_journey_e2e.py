@@ -16,6 +16,7 @@ the CSV; Alex is refused the tracker. Nothing identifying leaves personal chat, 
 shows the case closed."""
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -97,6 +98,11 @@ def facts(message: BotMessage) -> dict[str, str]:
     return found
 
 
+def leaked(message: BotMessage) -> list[str]:
+    blob = json.dumps(message.activity, ensure_ascii=False).lower()
+    return [i for i in IDENTIFIERS if i.lower() in blob]
+
+
 def verb_data(message: BotMessage, verb: str) -> dict[str, Any]:
     found = [a for a in card_actions(message.card or {}) if (a.get("data") or {}).get("verb") == verb]
     assert found, f"no {verb} button in {[a.get('title') for a in card_actions(message.card or {})]}"
@@ -139,16 +145,20 @@ async def test_a_case_through_the_whole_procedure(client: PlaygroundClient, jour
     step = await press(step, T(B + "next"), {
         "family_told": "yes", "child_voice": "Juni says school is too loud.", "agreed_to_share": "All of it."},
         user="alex", expect="Step 7 of 8")
-    step = await press(step, T(B + "add_invitee"), user="alex", expect="Step 7 of 8") \
-        if len({i["id"].split(".")[1] for i in card_inputs(step.card or {}) if i["id"].startswith("invitee.")}) < 3 \
-        else step
-    rows = list(dict.fromkeys(i["id"].split(".")[1] for i in card_inputs(step.card or {})
-                              if i["id"].startswith("invitee.")))
     invitees = [("GP", "Patti Fernandez", "pattif@example.com"),
                 ("Primary School", "Alex Wilber", "alexw@example.com"),
                 ("Housing", "Hattie Housing-Example", "hattie.housing@example.com")]
-    typed = {f"invitee.{r}.{k}": v for r, (agency, name, email) in zip(rows, invitees, strict=False)
-             for k, v in (("agency", agency), ("name", name), ("email", email))}
+
+    def rows_typed(card: BotMessage, people: list[tuple[str, str, str]]) -> dict[str, str]:
+        rows = list(dict.fromkeys(i["id"].split(".")[1] for i in card_inputs(card.card or {})
+                                  if i["id"].startswith("invitee.")))
+        assert len(rows) == len(people), rows
+        return {f"invitee.{r}.{k}": v for r, (agency, name, email) in zip(rows, people, strict=True)
+                for k, v in (("agency", agency), ("name", name), ("email", email))}
+
+    step = await press(step, T(B + "add_invitee"), rows_typed(step, invitees[:2]), user="alex",
+                       expect="Step 7 of 8")
+    typed = rows_typed(step, invitees[2:])
     review = await press(step, T(B + "next"), typed, user="alex", expect="Step 8 of 8")
     summary = await press(review, T(B + "submit"), user="alex", expect="Sent to the coordinators")
     reference = facts(summary)[T("request.summary.reference")]
@@ -156,7 +166,8 @@ async def test_a_case_through_the_whole_procedure(client: PlaygroundClient, jour
     # --- 2. the coordinators' channel: the reference, no identifiers ---------------------------------
     posted = await client.wait_for_card(GENERAL_CHANNEL, reference)          # a fresh stack: the only case
     validate_card(posted.card)
-    assert "GP" in posted.all_text and "Primary School" in posted.all_text
+    assert "GP, Housing, Primary School" in posted.all_text or "GP, Primary School, Housing" in posted.all_text, posted.all_text
+    assert leaked(posted) == []
 
     # --- 3. Megan asks for more information; Alex adds it; Megan agrees and assigns Adele -------------
     said = await client.press(posted, T(B + "open"), user="megan")
@@ -261,7 +272,7 @@ async def test_a_case_through_the_whole_procedure(client: PlaygroundClient, jour
     channel_summary = await client.wait_for_card(thread, T("record.summary.title", reference=reference),
                                                  after=pressed.mark)
     validate_card(channel_summary.card)
-    assert "Adele Vance" in channel_summary.all_text
+    assert "Adele Vance" in channel_summary.all_text and leaked(channel_summary) == []
 
     # --- 12. Patti marks her action done ------------------------------------------------------------------
     action = await client.wait_for_card(patti, "Book a joint review with the school nurse", after=pressed.mark)
