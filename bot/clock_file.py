@@ -14,7 +14,7 @@ can't be left on in a deployment by accident. ``create_app`` logs a warning when
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from supervision.clock import as_utc
@@ -29,7 +29,7 @@ class FileClock:
         self._shift = timedelta(0)
 
     def now(self) -> datetime:
-        real = datetime.now(timezone.utc)
+        real = datetime.now(UTC)
         try:
             stat = os.stat(self.path)
         except FileNotFoundError:
@@ -39,7 +39,7 @@ class FileClock:
         if key != self._seen:
             text = self.path.read_text(encoding="utf-8").strip()
             if text:
-                written = datetime.fromtimestamp(stat.st_mtime_ns / 1e9, timezone.utc)
+                written = datetime.fromtimestamp(stat.st_mtime_ns / 1e9, UTC)
                 self._shift = parse_instant(text) - written
             else:
                 self._shift = timedelta(0)

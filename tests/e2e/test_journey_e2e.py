@@ -16,6 +16,8 @@ the CSV; Alex is refused the tracker. Nothing identifying leaves personal chat, 
 shows the case closed."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -219,6 +221,7 @@ async def test_a_case_through_the_whole_procedure(client: PlaygroundClient, jour
 
     # --- 7. the pre-session evaluation goes out at its time (3 working days before); Patti answers -------
     pre_due = uk_datetime(DEADLINES.pre_evaluation(session_day), BOLTON.timescales.office_hours_start)
+    await client.quiet(1.5)                                                   # a scheduler pass or more
     assert not [m for m in client.messages(patti) if T("evaluation.pre_title") in m.all_text]   # not before
     mark = client.mark()
     move_clock(stack, pre_due + timedelta(minutes=5))
@@ -302,8 +305,11 @@ async def test_a_case_through_the_whole_procedure(client: PlaygroundClient, jour
     async with aiohttp.ClientSession() as http, http.get(csv_url) as response:
         assert response.status == 200
         exported = (await response.read()).decode("utf-8-sig")
-    assert reference in exported
     assert [i for i in IDENTIFIERS if i.lower() in exported.lower()] == []
+    (row,) = [r for r in csv.DictReader(io.StringIO(exported)) if r["Reference"] == reference]
+    assert (float(row["Pre-session score"]), float(row["Post-session score"]), float(row["Impact (post - pre)"])) \
+        == (2.0, 4.0, 2.0)                                        # Patti's answers, before and after
+    assert row["Session on time"] == "Yes" and row["Actions"] == "1" and row["Follow-up"]
     refused = await client.ask("tracker", user="alex")
     assert refused.text == T("tracker.refused")
 
