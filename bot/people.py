@@ -17,6 +17,7 @@ connector round trip per turn). The roster call goes through the turn's pooled c
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -59,6 +60,7 @@ class People:
         self._recent: OrderedDict[str, tuple[float, KnownPerson]] = OrderedDict()
         self._no_roster: dict[str, float] = {}
         self._team_read_at: float | None = None
+        self._team_read: asyncio.Future[None] | None = None
         self.roster_lookups = 0
         self.team_roster_reads = 0
 
@@ -82,22 +84,33 @@ class People:
         found = await self._stored_by_email(email)
         if found is not None or self.roster is None or not email.strip():
             return found
-        if self._team_read_at is not None and self.clock() - self._team_read_at < ROSTER_RETRY_SECONDS:
-            return None
-        self._team_read_at = self.clock()
+        if self._team_read is None:            # callers meanwhile wait for the same read
+            if self._team_read_at is not None and self.clock() - self._team_read_at < ROSTER_RETRY_SECONDS:
+                return None
+            self._team_read_at = self.clock()
+            self._team_read = asyncio.ensure_future(self._read_team())
+        reading = self._team_read
+        try:
+            await asyncio.shield(reading)
+        finally:
+            if self._team_read is reading and reading.done():
+                self._team_read = None
+        return await self._stored_by_email(email)
+
+    async def _read_team(self) -> None:
+        assert self.roster is not None
         self.team_roster_reads += 1
         try:
             members = await self.roster()
         except Exception as error:   # no team, not installed there, offline: they stay unknown
             log.info("team roster unavailable: %s", type(error).__name__)
-            return None
+            return
         for member in members:
             if not member.email:
                 continue
             known = await self.get(member.user_id)
             if known is None or not known.email:
                 await self.save(member)
-        return await self._stored_by_email(email)
 
     async def _stored_by_email(self, email: str) -> KnownPerson | None:
         stored = await self.store.get(BY_EMAIL, email.lower())

@@ -2,6 +2,7 @@
 are found in the coordinators' team roster, so they can be reached in personal chat."""
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -45,6 +46,22 @@ async def test_an_unknown_email_is_found_in_the_team_roster_which_is_read_at_mos
     now[0] += ROSTER_RETRY_SECONDS + 1
     assert await people.by_email("hattie.housing@example.com") is None
     assert roster.reads == 2
+
+
+async def test_callers_at_the_same_moment_share_one_roster_read() -> None:
+    gate = asyncio.Event()
+
+    class Slow(Roster):
+        async def __call__(self) -> list[KnownPerson]:
+            await gate.wait()
+            return await super().__call__()
+
+    roster = Slow([PATTI, ADELE])
+    people = People(MemoryStore(), roster=roster)
+    waiting = [asyncio.ensure_future(people.by_email(e)) for e in ("pattif@example.com", "adelev@example.com")]
+    await asyncio.sleep(0)
+    gate.set()
+    assert await asyncio.gather(*waiting) == [PATTI, ADELE] and roster.reads == 1
 
 
 async def test_no_roster_or_a_failing_one_leaves_the_person_unknown() -> None:
