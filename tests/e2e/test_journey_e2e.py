@@ -5,8 +5,8 @@ users would do it: nothing is seeded into the store; the bot runs its background
 
 Alex requests (every step, three agencies, Patti the lead professional and GP among the invitees);
 the coordinators' channel gets a card with no identifiers; Megan asks for more information, Alex
-adds it, Megan agrees and assigns Adele; Adele schedules (typing the Teams link she made, as the
-offline default lets her); Patti confirms attendance with delegated authority and submits her
+adds it, Megan agrees and assigns Adele; Adele schedules the first proposed time (giving the Teams
+link she made, as the offline default lets her); Patti confirms attendance with delegated authority and submits her
 chronology; at three working days before the session the pre-session evaluation goes out and Patti
 answers; the Teams meeting-end event arrives (a custom activity in the meeting chat); the
 post-session evaluation goes out and Patti answers; Adele records the session from the team's
@@ -186,16 +186,14 @@ async def test_a_case_through_the_whole_procedure(client: PlaygroundClient, jour
     said = await client.press(picker, T(B + "assign"), {"facilitators": "adelev@example.com"}, user="megan")
     await client.wait_for_card(adele, T("request.facilitators.assigned_title", reference=reference), after=said.mark)
 
-    # --- 4. Adele schedules: ten working days on, with the Teams meeting she made ----------------------
+    # --- 4. Adele schedules the first proposed time, giving the Teams meeting she made ----------------------
     scheduling = await client.wait_for_card(adele, T("schedule.title"), after=said.mark)
     validate_card(scheduling.card)
-    today = uk_local(datetime.now(UTC)).date()
-    session_day = DEADLINES.calendar.add_working_days(today, 10)
-    answer = await client.press(scheduling, T("schedule.button_schedule"), {
-        "slot": "typed", "session_date": session_day.isoformat(), "session_time": "10:00", "join_url": JOIN_URL},
-        user="adele")
+    first = next(i for i in card_inputs(scheduling.card or {}) if i["id"] == "slot")["value"]
+    answer = await client.press(scheduling, T("schedule.button_schedule"), {"join_url": JOIN_URL}, user="adele")
     assert T("schedule.scheduled_title") in str(answer["value"]), answer
-    starts = uk_datetime(session_day, 10)
+    starts = datetime.fromisoformat(first)
+    session_day = uk_local(starts).date()
     ends = starts + timedelta(minutes=BOLTON.timescales.session_length_minutes)
 
     # --- 5. Patti confirms attendance with delegated authority -----------------------------------------
@@ -221,6 +219,7 @@ async def test_a_case_through_the_whole_procedure(client: PlaygroundClient, jour
 
     # --- 7. the pre-session evaluation goes out at its time (3 working days before); Patti answers -------
     pre_due = uk_datetime(DEADLINES.pre_evaluation(session_day), BOLTON.timescales.office_hours_start)
+    assert pre_due > datetime.now(UTC)                                        # it waits for its date
     await client.quiet(1.5)                                                   # a scheduler pass or more
     assert not [m for m in client.messages(patti) if T("evaluation.pre_title") in m.all_text]   # not before
     mark = client.mark()
