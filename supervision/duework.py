@@ -24,9 +24,15 @@ every case (at start-up and now and then, in case a write bypassed the repositor
 
 Ledgers
 -------
-``due_work_ledger``: one document per work key (claim, attempt, done). ``due_work_sends``: one per
-work key, with the state of each sub-key's send. ``due_work_done``: per case, the keys finished, so re-indexing a changed
-case needs no per-key reads.
+``due_work_ledger``: one document per work key (claim, attempt, done; a claim older than
+``CLAIM_TIMEOUT`` and not done was lost in a crash and is taken over with ``attempt + 1``; a failed
+run is retried with backoff, up to ``MAX_ATTEMPTS``). ``due_work_sends``: one per work key, the
+state of each sub-key's send (sending, sent + activity id, failed, undeliverable, unconfirmed).
+``due_work_done``: per case, the keys finished, so re-indexing a changed case needs no per-key reads.
+
+The one gap left by design: a send claimed and then interrupted by a crash before its answer was
+recorded cannot be told apart from one that went, so it is never repeated (nothing goes twice) and
+the facilitator is told to check with that person instead.
 """
 from __future__ import annotations
 
