@@ -9,8 +9,6 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 
-from docx import Document
-from docx.shared import Pt
 
 DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
@@ -38,6 +36,9 @@ class RecordDocument:
 
 
 def render_record(doc: RecordDocument) -> bytes:
+    from docx import Document  # imported where used: the bot rarely renders documents
+    from docx.shared import Pt
+
     document = Document()
     style = document.styles["Normal"]
     style.font.name = "Arial"

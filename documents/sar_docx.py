@@ -12,8 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from docx import Document
-from docx.shared import Pt
 
 DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 _NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
@@ -79,6 +77,9 @@ def _table(document: Any, header: tuple[str, ...], rows: list[tuple[str, ...]]) 
 
 
 def render_sar(export: dict[str, Any], labels: SarLabels) -> bytes:
+    from docx import Document  # imported where used: the bot rarely renders documents
+    from docx.shared import Pt
+
     document = Document()
     style = document.styles["Normal"]
     style.font.name = "Arial"

@@ -4,21 +4,31 @@ bars carry their numbers and hatching, so nothing depends on colour alone."""
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
+from supervision.tracker import TrackerEntry, TrackerStats
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from supervision.tracker import TrackerEntry, TrackerStats  # noqa: E402
+if TYPE_CHECKING:
+    import matplotlib.pyplot as plt
 
 PNG_TYPE = "image/png"
 SIZE = (6.0, 3.2)
 DPI = 80
 
 
+def _pyplot() -> Any:
+    """matplotlib (Agg backend, no display), imported when the first chart is drawn: it is ~40 MB
+    and the bot draws charts rarely (the turns benchmark, issue #3, holds the bot under 200 MB)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def _png(fig: plt.Figure) -> bytes:
+    plt = _pyplot()
     out = io.BytesIO()
     fig.tight_layout()
     fig.savefig(out, format="png", dpi=DPI)
@@ -27,7 +37,7 @@ def _png(fig: plt.Figure) -> bytes:
 
 
 def sessions_chart(stats: TrackerStats, title: str = "Sessions recorded per month") -> bytes:
-    fig, ax = plt.subplots(figsize=SIZE)
+    fig, ax = _pyplot().subplots(figsize=SIZE)
     months = list(stats.by_month) or ["-"]
     counts = [stats.by_month.get(m, 0) for m in months]
     bars = ax.bar(months, counts, color="#4472c4", edgecolor="black")
@@ -35,6 +45,8 @@ def sessions_chart(stats: TrackerStats, title: str = "Sessions recorded per mont
     ax.set_title(title)
     ax.set_ylabel("Sessions")
     ax.set_ylim(0, max(counts + [1]) * 1.25)
+    from matplotlib.ticker import MaxNLocator
+
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     return _png(fig)
 
@@ -43,7 +55,7 @@ def timeliness_chart(stats: TrackerStats, labels: dict[str, str] | None = None,
                      title: str = "Deadlines met (%)") -> bytes:
     labels = labels or {"session": "Session held in time", "actions": "Actions sent in time",
                         "minutes": "Minutes done in time"}
-    fig, ax = plt.subplots(figsize=SIZE)
+    fig, ax = _pyplot().subplots(figsize=SIZE)
     names = list(stats.timeliness)
     percents = [100 * on / known if known else 0 for on, known in stats.timeliness.values()]
     bars = ax.barh([labels.get(n, n) for n in names], percents, color="#70ad47", edgecolor="black", hatch="//")
@@ -58,7 +70,7 @@ def timeliness_chart(stats: TrackerStats, labels: dict[str, str] | None = None,
 
 def impact_chart(entries: list[TrackerEntry], title: str = "Evaluation: before and after (0-5)") -> bytes:
     scored = [e for e in entries if e.pre_mean is not None or e.post_mean is not None]
-    fig, ax = plt.subplots(figsize=SIZE)
+    fig, ax = _pyplot().subplots(figsize=SIZE)
     if scored:
         x = range(len(scored))
         width = 0.4

@@ -6,9 +6,6 @@ import csv
 import io
 from datetime import date
 
-from openpyxl import Workbook
-from openpyxl.styles import Font
-
 from supervision.tracker import COLUMNS, TrackerEntry, row_values
 
 CSV_TYPE = "text/csv; charset=utf-8"
@@ -36,6 +33,9 @@ def to_csv(entries: list[TrackerEntry]) -> bytes:
 
 
 def to_xlsx(entries: list[TrackerEntry], sheet_title: str = "Partnership log") -> bytes:
+    from openpyxl import Workbook  # imported where used: ~20 MB the bot rarely needs
+    from openpyxl.styles import Font
+
     book = Workbook()
     sheet = book.active
     sheet.title = sheet_title[:31]
