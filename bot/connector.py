@@ -79,12 +79,23 @@ class SessionSender(AsyncHTTPSender):  # type: ignore[misc]
         raw = await self.pool.session().request(http_request.method, http_request.url,
                                                 headers=dict(http_request.headers),
                                                 data=http_request.data, timeout=TIMEOUT)
-        response = AioHttpClientResponse(http_request, raw)
+        response = LoadedResponse(http_request, raw)
         try:
             await response.load_body()
         finally:
             raw.release()
         return Response(request, response)
+
+
+class LoadedResponse(AioHttpClientResponse):  # type: ignore[misc]
+    """msrest's aiohttp response whose loaded body may be empty. msrest 0.7.1 ``body()`` treats an
+    empty body (b"") as not loaded and raises ValueError, so a channel answering 202 with no body
+    (the Agents Playground does, to a typing indicator) failed the whole turn."""
+
+    def body(self) -> bytes:
+        if self._body is None:
+            return super().body()  # type: ignore[no-any-return]
+        return self._body  # type: ignore[no-any-return]
 
 
 class BearerPolicy(AsyncHTTPPolicy):  # type: ignore[misc]

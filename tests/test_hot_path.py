@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
+from aiohttp import web
 from botbuilder.schema import Activity
 from botframework.connector.aio import ConnectorClient
 from botframework.connector.auth import (
@@ -23,7 +24,7 @@ from msrest.pipeline.async_requests import AsyncRequestsCredentialsPolicy
 from bot.adapter import ACTIVITY_DESERIALIZER
 from bot.app import create_app
 from bot.config import Config
-from bot.connector import BearerPolicy, SessionSender
+from bot.connector import BearerPolicy, LoadedResponse, SessionSender
 from bot.credentials import REFRESH_BEFORE, CachedAppCredentials, SharedCredentialsFactory
 from storage.memory import MemoryStore
 from supervision.clock import FixedClock
@@ -346,3 +347,70 @@ async def test_roster_is_asked_once_per_user_and_a_missing_entry_is_remembered(b
     store.reads.clear()
     assert await say(bot, key_server, ALEX) == 200
     assert ("people", ALEX.id) not in store.reads
+
+
+# --- a channel answering 202 with no body (the Agents Playground, to a typing indicator) -------------
+
+def test_msrest_aiohttp_response_takes_an_empty_body_for_one_not_loaded():
+    """Pinned: msrest 0.7.1 ``AioHttpClientResponse.body()`` raises on b"" (``if not self._body``), so
+    an empty 202 failed the turn in msrest's response logging. If this fails, LoadedResponse may go."""
+    from msrest.universal_http import ClientRequest
+    from msrest.universal_http.aiohttp import AioHttpClientResponse
+
+    raw = type("Raw", (), {"status": 202, "headers": {}, "reason": "Accepted"})()
+    response = AioHttpClientResponse(ClientRequest("POST", "http://127.0.0.1:9/"), raw)
+    response._body = b""
+    with pytest.raises(ValueError, match="Body is not available"):
+        response.body()
+    ours = LoadedResponse(ClientRequest("POST", "http://127.0.0.1:9/"), raw)
+    with pytest.raises(ValueError):
+        ours.body()  # still refused before the body is loaded
+    ours._body = b""
+    assert ours.body() == b""
+
+
+class EmptyAcceptedConnector(FakeConnector):
+    """Answers a typing indicator (or, with ``everything``, every activity) 202 with no body."""
+
+    def __init__(self, everything: bool = False) -> None:
+        super().__init__()
+        self.everything = everything
+
+    async def _post(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if self.everything or body.get("type") == "typing":
+            self._record("POST", request.match_info["cid"], "", body)
+            return web.Response(status=202)
+        return await super()._post(request)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("everything", [False, True], ids=["typing", "every-activity"])
+async def test_an_empty_202_from_the_channel_does_not_fail_the_turn(config: Config, clock: FixedClock,
+                                                                    everything: bool):
+    from botbuilder.schema import ActivityTypes
+
+    from bot.turn import Turn
+
+    typed: list[str] = []
+
+    async def typing_then_help(turn: Turn) -> None:
+        await turn.typing()
+        typed.append("typed")
+        await turn.send_text("after typing")
+
+    def register(router: Any, services: Any) -> list[Any]:
+        router.command("typing test", typing_then_help)
+        return []
+
+    app = create_app(config, clock=clock, store=MemoryStore(), start_background=False, features=[register])
+    connector = EmptyAcceptedConnector(everything)
+    harness = await BotHarness(app=app, connector=connector).start()
+    try:
+        status, _ = await harness.post(harness.activity(ALEX, text="typing test", textFormat="plain"))
+        assert status == 200
+        assert typed == ["typed"]
+        kinds = [s.body.get("type") for s in connector.sent]
+        assert kinds[0] == ActivityTypes.typing
+        assert [s.body.get("text") for s in connector.sent if s.body.get("type") == "message"] == ["after typing"]
+    finally:
+        await harness.stop()
