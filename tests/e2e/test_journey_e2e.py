@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -70,6 +71,7 @@ def journey_stack() -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture
