@@ -212,7 +212,7 @@ async def test_a_case_through_the_whole_procedure(client: PlaygroundClient, jour
     listing = await client.ask("chronology", user="patti")
     said = await client.submit(verb_data(listing, "chronology.open"), reply_to=listing, user="patti")
     editor = await client.wait_for_card(patti, T("chronology.no_entries"), after=said.mark)
-    said = await client.submit({**verb_data(editor, "chronology.add"), "when": "2026-03-02",
+    said = await client.submit({**verb_data(editor, "chronology.add"), "when": (session_day - timedelta(days=60)).isoformat(),
                                 "what": "Missed two GP appointments", "impact": "Asthma unmanaged",
                                 "kind": "worry", "source": ""}, reply_to=editor, user="patti")
     added = await client.wait_for_card(patti, "Missed two GP appointments", after=said.mark)
