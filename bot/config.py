@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from supervision.profile import PRESET_IDS, Profile, ProfileError, load_profiles
+from supervision.profile import Profile, ProfileError, load_profiles
 from supervision.roles import Directory, FacilitatorProfile
 
 APP_TYPES = ("MultiTenant", "SingleTenant", "UserAssignedMSI")

@@ -31,21 +31,21 @@ def core_feature(router: Router, services: Services) -> list[Dialog]:
     return []
 
 
-from dialogs import request as request_feature  # noqa: E402
-from dialogs import sessions as sessions_feature  # noqa: E402
 from dialogs import chronology as chronology_feature  # noqa: E402
-from dialogs import pack as pack_feature  # noqa: E402
 from dialogs import evaluation as evaluation_feature  # noqa: E402
 from dialogs import meeting as meeting_feature  # noqa: E402
+from dialogs import pack as pack_feature  # noqa: E402
+from dialogs import request as request_feature  # noqa: E402
+from dialogs import sessions as sessions_feature  # noqa: E402
 
 FEATURES: list[Register] = [core_feature, request_feature.register, sessions_feature.register,
                             chronology_feature.register, pack_feature.register, evaluation_feature.register,
                             meeting_feature.register]
 
-from dialogs import record as record_feature  # noqa: E402
 from dialogs import action_items as action_items_feature  # noqa: E402
-from dialogs import followup as followup_feature  # noqa: E402
 from dialogs import concerns as concerns_feature  # noqa: E402
+from dialogs import followup as followup_feature  # noqa: E402
+from dialogs import record as record_feature  # noqa: E402
 from dialogs import tracker as tracker_feature  # noqa: E402
 
 FEATURES += [record_feature.register, action_items_feature.register, followup_feature.register,

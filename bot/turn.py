@@ -25,7 +25,7 @@ def card_activity(card: dict[str, Any], summary: str = "") -> Activity:
 @dataclass
 class Turn:
     ctx: TurnContext
-    services: "Services"
+    services: Services
     actor: Actor
     t: Catalogue
     action: CardAction | None = None

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 
-
 DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -17,14 +17,14 @@ class Clock(Protocol):
 
 class SystemClock:
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 @dataclass
 class FixedClock:
     """A clock tests move by hand."""
 
-    current: datetime = field(default_factory=lambda: datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc))
+    current: datetime = field(default_factory=lambda: datetime(2026, 1, 5, 9, 0, tzinfo=UTC))
 
     def __post_init__(self) -> None:
         self.current = as_utc(self.current)
@@ -42,7 +42,7 @@ class FixedClock:
 def as_utc(when: datetime) -> datetime:
     if when.tzinfo is None:
         raise ValueError("naive datetime: give a timezone")
-    return when.astimezone(timezone.utc)
+    return when.astimezone(UTC)
 
 
 def uk_local(when: datetime) -> datetime:
@@ -64,4 +64,4 @@ def format_uk_date(day: date) -> str:
 
 def uk_datetime(day: date, hour: int, minute: int = 0) -> datetime:
     """A UK wall-clock time on ``day`` as an aware UTC datetime (handles GMT/BST)."""
-    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=UK).astimezone(timezone.utc)
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=UK).astimezone(UTC)

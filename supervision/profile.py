@@ -140,25 +140,25 @@ class _Reader:
             node = node[part]
         return node
 
-    def str(self, key: str) -> str:
+    def string(self, key: str) -> str:
         value = self._get(key)
         if not isinstance(value, str):
             raise ProfileError(self.file, key, f"must be text, got {type(value).__name__}")
         return value
 
     def text(self, key: str) -> str:
-        value = self.str(key)
+        value = self.string(key)
         if not value.strip():
             raise ProfileError(self.file, key, "must not be empty")
         return value
 
-    def bool(self, key: str) -> bool:
+    def boolean(self, key: str) -> bool:
         value = self._get(key)
         if not isinstance(value, bool):
             raise ProfileError(self.file, key, f"must be true or false, got {value!r}")
         return value
 
-    def int(self, key: str, low: int = 0, high: int = 10_000) -> int:
+    def integer(self, key: str, low: int = 0, high: int = 10_000) -> int:
         value = self._get(key)
         if not isinstance(value, int) or isinstance(value, bool):
             raise ProfileError(self.file, key, f"must be a whole number, got {value!r}")
@@ -179,7 +179,7 @@ class _Reader:
         return tuple(value)
 
     def choice(self, key: str, allowed: set[str]) -> str:
-        value = self.str(key)
+        value = self.string(key)
         if value not in allowed:
             raise ProfileError(self.file, key, f"{value!r} is not one of {sorted(allowed)}")
         return value
@@ -227,15 +227,15 @@ def _build(file: str, data: dict[str, Any]) -> Profile:
     keys = [s.key for s in sections]
     if len(set(keys)) != len(keys):
         raise ProfileError(file, "model.sections", "section keys must be unique")
-    facilitators = r.int("facilitation.count", 1, 2)
-    different = r.bool("facilitation.different_agencies")
+    facilitators = r.integer("facilitation.count", 1, 2)
+    different = r.boolean("facilitation.different_agencies")
     if different and facilitators < 2:
         raise ProfileError(file, "facilitation.different_agencies", "needs facilitation.count = 2")
-    start, end = r.int("timescales.office_hours_start", 0, 23), r.int("timescales.office_hours_end", 1, 24)
+    start, end = r.integer("timescales.office_hours_start", 0, 23), r.integer("timescales.office_hours_end", 1, 24)
     if end <= start:
         raise ProfileError(file, "timescales.office_hours_end", "must be after office_hours_start")
     try:
-        nation = Nation(r.str("nation"))
+        nation = Nation(r.string("nation"))
     except ValueError:
         raise ProfileError(file, "nation", f"must be one of {[n.value for n in Nation]}") from None
     return Profile(
@@ -244,47 +244,47 @@ def _build(file: str, data: dict[str, Any]) -> Profile:
         process_name=r.text("process_name"),
         nation=nation,
         languages=r.strs("languages", LANGUAGES),
-        source=r.str("source"),
+        source=r.string("source"),
         request=RequestRules(
             who_may_request=frozenset(r.strs("request.who_may_request", REQUESTER_KINDS)),
-            manager_agreement_first=r.bool("request.manager_agreement_first"),
+            manager_agreement_first=r.boolean("request.manager_agreement_first"),
             agreement_route=r.choice("request.agreement_route", AGREEMENT_ROUTES),
-            family_told_before_request=r.bool("request.family_told_before_request"),
-            family_may_be_untold_with_reason=r.bool("request.family_may_be_untold_with_reason"),
+            family_told_before_request=r.boolean("request.family_told_before_request"),
+            family_may_be_untold_with_reason=r.boolean("request.family_may_be_untold_with_reason"),
             level_of_need=r.strs("request.level_of_need"),
             required_fields=r.strs("request.required_fields", nonempty=False),
-            max_child_age_years=r.int("request.max_child_age_years", 1, 25),
-            min_agencies=r.int("request.min_agencies", 1, 30),
+            max_child_age_years=r.integer("request.max_child_age_years", 1, 25),
+            min_agencies=r.integer("request.min_agencies", 1, 30),
         ),
         timescales=Timescales(
-            agreement_to_session_working_days=r.int("timescales.agreement_to_session_working_days", 1, 120),
-            chronology_window_months=r.int("timescales.chronology_window_months", 1, 120),
-            chronology_due_working_days_before=r.int("timescales.chronology_due_working_days_before", 0, 60),
-            chronology_reminder_working_days_before_due=r.int("timescales.chronology_reminder_working_days_before_due", 0, 30),
-            session_pack_working_days_before=r.int("timescales.session_pack_working_days_before", 0, 30),
-            pre_evaluation_working_days_before=r.int("timescales.pre_evaluation_working_days_before", 0, 30),
-            evaluation_reminder_working_days_before=r.int("timescales.evaluation_reminder_working_days_before", 0, 30),
-            actions_within_working_days=r.int("timescales.actions_within_working_days", 0, 60),
-            minutes_within_working_days=r.int("timescales.minutes_within_working_days", 0, 120),
-            follow_up_months=r.int("timescales.follow_up_months", 1, 36),
-            action_reminder_working_days_before=r.int("timescales.action_reminder_working_days_before", 0, 30),
-            concern_escalation_working_days=r.int("timescales.concern_escalation_working_days", 1, 60),
-            session_length_minutes=r.int("timescales.session_length_minutes", 15, 480),
+            agreement_to_session_working_days=r.integer("timescales.agreement_to_session_working_days", 1, 120),
+            chronology_window_months=r.integer("timescales.chronology_window_months", 1, 120),
+            chronology_due_working_days_before=r.integer("timescales.chronology_due_working_days_before", 0, 60),
+            chronology_reminder_working_days_before_due=r.integer("timescales.chronology_reminder_working_days_before_due", 0, 30),
+            session_pack_working_days_before=r.integer("timescales.session_pack_working_days_before", 0, 30),
+            pre_evaluation_working_days_before=r.integer("timescales.pre_evaluation_working_days_before", 0, 30),
+            evaluation_reminder_working_days_before=r.integer("timescales.evaluation_reminder_working_days_before", 0, 30),
+            actions_within_working_days=r.integer("timescales.actions_within_working_days", 0, 60),
+            minutes_within_working_days=r.integer("timescales.minutes_within_working_days", 0, 120),
+            follow_up_months=r.integer("timescales.follow_up_months", 1, 36),
+            action_reminder_working_days_before=r.integer("timescales.action_reminder_working_days_before", 0, 30),
+            concern_escalation_working_days=r.integer("timescales.concern_escalation_working_days", 1, 60),
+            session_length_minutes=r.integer("timescales.session_length_minutes", 15, 480),
             office_hours_start=start,
             office_hours_end=end,
-            request_decision_working_days=r.int("timescales.request_decision_working_days", 1, 60),
+            request_decision_working_days=r.integer("timescales.request_decision_working_days", 1, 60),
         ),
         facilitation=Facilitation(
             count=facilitators,
             different_agencies=different,
-            lead_coordinator=r.bool("facilitation.lead_coordinator"),
+            lead_coordinator=r.boolean("facilitation.lead_coordinator"),
             independence=frozenset(r.strs("facilitation.independence", INDEPENDENCE_RULES, nonempty=False)),
         ),
-        max_attendees=r.int("attendance.max_attendees", 2, 100),
+        max_attendees=r.integer("attendance.max_attendees", 2, 100),
         chronology_merged_by=r.choice("chronology.merged_by", {"bot", "social_worker"}),
         record=RecordRules(
-            child_identifiers_allowed=r.bool("record.child_identifiers_allowed"),
-            share_pack_with_attendees=r.bool("record.share_pack_with_attendees"),
+            child_identifiers_allowed=r.boolean("record.child_identifiers_allowed"),
+            share_pack_with_attendees=r.boolean("record.share_pack_with_attendees"),
             sections=r.strs("record.sections"),
             themes=r.strs("record.themes"),
         ),
@@ -293,7 +293,7 @@ def _build(file: str, data: dict[str, Any]) -> Profile:
         immediate_risk_route=r.text("protection.immediate_risk_route"),
         complaints_first_to=r.text("complaints.first_to"),
         complaints_named_lead=r.text("complaints.named_lead"),
-        retention_years_after_closure=r.int("retention.years_after_closure", 1, 100),
+        retention_years_after_closure=r.integer("retention.years_after_closure", 1, 100),
         model=ReflectiveModel(r.text("model.id"), r.text("model.name"), tuple(sections)),
     )
 

@@ -202,20 +202,19 @@ class Retention:
             return None
         closed = closed_at(case)
         assert closed is not None
-        base = dict(case_id=case.id, reference=case.reference, closed_on=uk_local(closed).date(),
-                    due_on=uk_local(due).date())
+        closed_on, due_on = uk_local(closed).date(), uk_local(due).date()
         if due > now:
-            return PurgeOutcome(**base, status="not_due")
+            return PurgeOutcome(case.id, case.reference, closed_on, due_on, status="not_due")
         if case.legal_hold:
             if not dry_run:
                 await self.audit.record(actor=actor, action="retention.held", case_id=case.id,
                                         what="purge withheld", why="legal hold")
-            return PurgeOutcome(**base, status="legal_hold")
+            return PurgeOutcome(case.id, case.reference, closed_on, due_on, status="legal_hold")
         documents = await self._documents(case)
         removed = sum(len(v) for c, v in documents.items() if c != PARTNERSHIP_LOG) + 1
         anonymised = len(documents.get(PARTNERSHIP_LOG, {}))
         if dry_run:
-            return PurgeOutcome(**base, status="would_delete", removed=removed, anonymised=anonymised)
+            return PurgeOutcome(case.id, case.reference, closed_on, due_on, status="would_delete", removed=removed, anonymised=anonymised)
 
         for collection, docs in documents.items():
             for key, data in docs.items():
@@ -231,14 +230,14 @@ class Retention:
         # The deletion log is written before the case document goes: if the run stops in between, the
         # next run purges the case again (and logs it again) rather than losing the record of it.
         await self.store.append(DELETION_LOG, {
-            "reference": case.reference, "closed_on": base["closed_on"].isoformat(),
-            "due_on": base["due_on"].isoformat(), "deleted_on": uk_local(now).date().isoformat(),
+            "reference": case.reference, "closed_on": closed_on.isoformat(),
+            "due_on": due_on.isoformat(), "deleted_on": uk_local(now).date().isoformat(),
             "reason": reason})
         await self.audit.record(actor=actor, action="retention.purge", case_id=case.id,
                                 what=f"{removed} documents deleted, {anonymised} anonymised", why=reason)
         await self.store.delete(REFERENCES, case.reference)
         await self.store.delete(CASES, case.id)
-        return PurgeOutcome(**base, status="deleted", removed=removed, anonymised=anonymised)
+        return PurgeOutcome(case.id, case.reference, closed_on, due_on, status="deleted", removed=removed, anonymised=anonymised)
 
     async def deletion_log(self) -> list[dict[str, Any]]:
         return [entry async for entry in self.store.read_log(DELETION_LOG)]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ CARD_SCHEMA_PATH = SHARED / "schemas" / "adaptive-card-1.5.json"
 
 @pytest.fixture
 def clock() -> FixedClock:
-    return FixedClock(datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc))
+    return FixedClock(datetime(2026, 1, 5, 9, 0, tzinfo=UTC))
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
 
@@ -100,7 +100,7 @@ async def test_filters_by_actor_and_time(clock: FixedClock) -> None:
     for hour in range(4):
         await audit.record(actor=f"u{hour % 2}", action="request.view", case_id="c1")
         clock.advance(hours=1)
-    start = datetime(2026, 1, 5, 10, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 5, 10, tzinfo=UTC)
     found = await reader.read(ADMIN, AuditFilter(actor="U1", since=start, until=start + timedelta(hours=2)))
     assert [(e["actor"], e["at"]) for e in found] == [("u1", "2026-01-05T10:00:00+00:00")]
 

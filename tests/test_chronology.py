@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -40,7 +40,7 @@ from supervision.profile import load_preset
 from supervision.repository import AuditLog, CaseRepository
 from supervision.roles import Actor
 
-UTC = timezone.utc
+UTC = UTC
 REQUESTED = datetime(2025, 12, 1, 10, 0, tzinfo=UTC)
 SESSION = datetime(2026, 1, 20, 10, 0, tzinfo=UTC)     # Tue 20 Jan 2026, 10:00 in the UK (GMT)
 AGENCIES = ("School", "Police", "Health visiting")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -28,7 +28,7 @@ from tests.support.harness import BotHarness, User
 from tests.test_chronology import ROWS, _csv, _xlsx, scheduled_case
 
 T = Catalogue("en")
-UTC = timezone.utc
+UTC = UTC
 CASE = "case-chron-1"
 SCHOOL = User("user-school", "Sam School", email="sam@example.com")
 POLICE = User("user-police", "Pat Police", email="pat@example.com")

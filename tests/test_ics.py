@@ -13,7 +13,6 @@ from supervision.clock import UK
 from supervision.scheduling import Attendee, Meeting
 
 
-
 def meeting(starts_at: datetime, *, sequence: int = 0, cancelled: bool = False, join_url: str = "") -> Meeting:
     return Meeting(uid="case-1-1@group-supervision.invalid", sequence=sequence,
                    subject="Joint Agency Group Supervision MAGS-NOR-260105-ABCD",

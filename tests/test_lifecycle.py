@@ -1,4 +1,4 @@
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -28,7 +28,7 @@ def test_happy_path_records_every_transition(clock: FixedClock):
     assert case.state is CaseState.CLOSED
     assert [t.event for t in case.history] == [e.value for e in path]
     assert case.history[0].from_state is None and case.history[1].from_state is CaseState.REQUESTED
-    assert all(t.at.tzinfo == timezone.utc for t in case.history)
+    assert all(t.at.tzinfo == UTC for t in case.history)
     assert case.history[-1].reason == "because record_follow_up"
 
 
@@ -82,7 +82,7 @@ def test_docs_diagram_is_current():
 
 
 def test_time_comes_from_the_injected_clock():
-    clock = FixedClock(datetime(2030, 6, 1, 12, tzinfo=timezone.utc))
+    clock = FixedClock(datetime(2030, 6, 1, 12, tzinfo=UTC))
     case = new_case(clock)
     t = apply(case, Event.SUBMIT, actor="u", clock=clock)
-    assert t.at == datetime(2030, 6, 1, 12, tzinfo=timezone.utc)
+    assert t.at == datetime(2030, 6, 1, 12, tzinfo=UTC)

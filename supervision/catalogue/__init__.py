@@ -7,7 +7,7 @@ A key missing in Welsh falls back to English; a key missing in English is an err
 from __future__ import annotations
 
 import tomllib
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ def _flatten(prefix: str, table: dict[str, Any], out: dict[str, str], source: Pa
             raise ValueError(f"{source}: message {full!r} must be text")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(language: str) -> dict[str, str]:
     messages: dict[str, str] = {}
     for path in sorted((HERE / language).glob("*.toml")):
@@ -64,6 +64,6 @@ class Catalogue:
         return set(self._english)
 
     @staticmethod
-    def for_language(language: str | None) -> "Catalogue":
+    def for_language(language: str | None) -> Catalogue:
         code = (language or "en").split("-")[0].lower()
         return Catalogue(code if code in LANGUAGES else "en")

@@ -30,7 +30,7 @@ class BotHarness:
     client: TestClient | None = None
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
-    async def start(self) -> "BotHarness":
+    async def start(self) -> BotHarness:
         await self.connector.start()
         self.client = TestClient(TestServer(self.app))
         await self.client.start_server()
