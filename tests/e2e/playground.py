@@ -80,6 +80,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import ctypes
 import json
 import os
@@ -92,7 +93,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -922,3 +923,29 @@ class PlaygroundClient:
     def stream_frames(self, action: str | None = "createMessage") -> list[dict[str, Any]]:
         """The WebSocket frames the Playground page got (only what Alex can see)."""
         return [f for f in list(self.stack.recorder.frames) if action is None or f.get("action") == action]
+
+
+@contextlib.contextmanager
+def seeded_stack(prefix: str, cases: Iterable[Any], extra_env: Mapping[str, str] | None = None) -> Iterator[Stack]:
+    """A stack of its own whose store already holds ``cases`` (supervision.models.Case), written
+    through the real repository before the bot starts (the TinyDB store has a single writer)."""
+    from storage.tinydb_store import TinyDBStore
+    from supervision.repository import CaseRepository
+
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+
+    async def seed() -> None:
+        store = TinyDBStore(workdir / "data")
+        try:
+            for case in cases:
+                await CaseRepository(store).create(case)
+        finally:
+            await store.close()
+
+    asyncio.run(seed())
+    stack = Stack(extra_env, workdir=workdir).start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+

@@ -5,11 +5,8 @@ good one, uploads a CSV file sent in chat (a Teams file attachment, served on lo
 Adele (facilitator) sees the merged chronology, whose signed picture link serves a PNG."""
 from __future__ import annotations
 
-import asyncio
-import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,11 +14,9 @@ import pytest
 from aiohttp import web
 
 from bot.files import FILE_DOWNLOAD_INFO
-from storage.tinydb_store import TinyDBStore
 from supervision.catalogue import Catalogue
 from supervision.models import FacilitatorAssignment, Invitee, InviteStatus, Person
-from supervision.repository import CaseRepository
-from tests.e2e.playground import PlaygroundClient, Stack, card_actions, user
+from tests.e2e.playground import PlaygroundClient, Stack, card_actions, seeded_stack, user
 from tests.test_chronology import ROWS, _csv, scheduled_case
 
 pytestmark = pytest.mark.e2e
@@ -52,21 +47,8 @@ def seeded_case() -> Any:
 
 @pytest.fixture(scope="module")
 def chronology_stack() -> Iterator[Stack]:
-    workdir = Path(tempfile.mkdtemp(prefix="e2e-chronology-"))
-
-    async def seed() -> None:
-        store = TinyDBStore(workdir / "data")
-        try:
-            await CaseRepository(store).create(seeded_case())
-        finally:
-            await store.close()
-
-    asyncio.run(seed())
-    stack = Stack(workdir=workdir).start()
-    try:
+    with seeded_stack("e2e-chronology-", [seeded_case()]) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture

@@ -9,20 +9,16 @@ minus pre) on Adele's card. No child identifier leaves personal chat."""
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.handler import MEETING_END
-from storage.tinydb_store import TinyDBStore
 from supervision.catalogue import Catalogue
 from supervision.clock import uk_datetime, uk_local
-from supervision.repository import CaseRepository
-from tests.e2e.playground import PlaygroundClient, Stack, assert_no_identifiers_shared
+from tests.e2e.playground import PlaygroundClient, Stack, assert_no_identifiers_shared, seeded_stack
 from tests.test_scheduler_cases import JOIN_URL, scheduled_case
 
 pytestmark = pytest.mark.e2e
@@ -47,21 +43,8 @@ def seeded_case() -> Any:
 
 @pytest.fixture(scope="module")
 def evaluation_stack() -> Iterator[Stack]:
-    workdir = Path(tempfile.mkdtemp(prefix="e2e-evaluation-"))
-
-    async def seed() -> None:
-        store = TinyDBStore(workdir / "data")
-        try:
-            await CaseRepository(store).create(seeded_case())
-        finally:
-            await store.close()
-
-    asyncio.run(seed())
-    stack = Stack({"SCHEDULER_INTERVAL_SECONDS": "1"}, workdir=workdir).start()
-    try:
+    with seeded_stack("e2e-evaluation-", [seeded_case()], {"SCHEDULER_INTERVAL_SECONDS": "1"}) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture

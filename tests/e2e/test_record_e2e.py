@@ -10,18 +10,14 @@ the group chat or channel, and nothing in the bot's log, carries the child's or 
 """
 from __future__ import annotations
 
-import asyncio
 import json
-import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from storage.tinydb_store import TinyDBStore
 from supervision.catalogue import Catalogue
 from supervision.clock import uk_local
 from supervision.models import (
@@ -39,8 +35,14 @@ from supervision.models import (
     find_identifiers,
     identifiers_of,
 )
-from supervision.repository import CaseRepository
-from tests.e2e.playground import GENERAL_CHANNEL, PlaygroundClient, Stack, assert_no_identifiers_shared, card_actions
+from tests.e2e.playground import (
+    GENERAL_CHANNEL,
+    PlaygroundClient,
+    Stack,
+    assert_no_identifiers_shared,
+    card_actions,
+    seeded_stack,
+)
 
 pytestmark = pytest.mark.e2e
 T = Catalogue.for_language("en")
@@ -79,21 +81,8 @@ def seeded_case() -> Case:
 
 @pytest.fixture(scope="module")
 def record_stack() -> Iterator[Stack]:
-    workdir = Path(tempfile.mkdtemp(prefix="e2e-record-"))
-
-    async def seed() -> None:
-        store = TinyDBStore(workdir / "data")
-        try:
-            await CaseRepository(store).create(seeded_case())
-        finally:
-            await store.close()
-
-    asyncio.run(seed())
-    stack = Stack(workdir=workdir).start()
-    try:
+    with seeded_stack("e2e-record-", [seeded_case()]) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture

@@ -7,22 +7,17 @@ authority; Adele's attendance card is updated in place; the .ics link serves UK 
 child identifier leaves personal chat."""
 from __future__ import annotations
 
-import asyncio
-import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import icalendar
 import pytest
 
-from storage.tinydb_store import TinyDBStore
 from supervision.catalogue import Catalogue
 from supervision.clock import FixedClock, format_uk_datetime
-from supervision.repository import CaseRepository
-from tests.e2e.playground import PlaygroundClient, Stack, assert_no_identifiers_shared, card_actions
+from tests.e2e.playground import PlaygroundClient, Stack, assert_no_identifiers_shared, card_actions, seeded_stack
 from tests.test_schedule_domain import make_assigned_case
 
 pytestmark = pytest.mark.e2e
@@ -42,21 +37,8 @@ def seeded_case() -> Any:
 
 @pytest.fixture(scope="module")
 def schedule_stack() -> Iterator[Stack]:
-    workdir = Path(tempfile.mkdtemp(prefix="e2e-schedule-"))
-
-    async def seed() -> None:
-        store = TinyDBStore(workdir / "data")
-        try:
-            await CaseRepository(store).create(seeded_case())
-        finally:
-            await store.close()
-
-    asyncio.run(seed())
-    stack = Stack(workdir=workdir).start()
-    try:
+    with seeded_stack("e2e-schedule-", [seeded_case()]) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture
