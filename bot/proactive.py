@@ -300,6 +300,10 @@ class Proactive:
         channels and group chats per conversation)."""
         reference = TurnContext.get_conversation_reference(activity)
         data = reference.serialize()
+        # The id of the activity being answered changes every turn, and a stored one is never used:
+        # botbuilder's continue_conversation answers a fresh continuation activity of its own. Kept,
+        # it made every turn rewrite these references (a journaled, fsynced write each).
+        data.pop("activityId", None)
         tenant = _tenant_of(activity)
         if tenant:       # the schema drops conversation.tenantId (it expects "tenantID"): keep it here
             data["tenant"] = tenant

@@ -21,10 +21,16 @@ An operation reads and writes one small file (a document, or one log segment), n
 store; ``keys`` lists one collection's folder (the folder is the collection's index). All file I/O
 runs on a small thread pool, off the event loop; reads asked for together go to the threads
 together; per-key locks keep read-check-write atomic.
+
+Recently read and written documents are kept in memory as the bytes of their files (a bounded LRU,
+CACHE_BYTES): this process is the only writer (the writer lock), so the copy is coherent, and a get
+that finds it is answered on the event loop without a thread or a file (each caller gets its own
+freshly parsed object). The copy is changed under the document's lock, after the file, never before.
 """
 from __future__ import annotations
 
 import asyncio
+import collections
 import ctypes
 import errno
 import fcntl
@@ -61,6 +67,9 @@ BACKUP_LOCK = ".backup.lock"
 JOURNAL = "journal.jsonl"
 CHECKPOINT_BYTES = 8 * 1024 * 1024   # journal size that triggers a flush of the files and a fresh journal
 DOC_ID = 1
+CACHE_BYTES = 16 * 1024 * 1024       # documents' file bytes kept in memory (LRU)
+CACHE_ENTRY = 200                     # bytes counted per cached entry besides the file's
+_ABSENT = object()                    # not in the cache (None there: known not to exist)
 
 
 def encode_name(key: str) -> str:
@@ -112,6 +121,7 @@ class AtomicJSONStorage(Storage):
         self.path, self.tmp_dir, self.durable = path, tmp_dir, durable
         self._memo: dict[str, dict[str, Any]] | None = None
         self._known = False
+        self.raw = b""            # the bytes last read or written (for the store's cache)
 
     def read(self) -> dict[str, dict[str, Any]] | None:
         if self._known:
@@ -122,13 +132,14 @@ class AtomicJSONStorage(Storage):
         except FileNotFoundError:
             raw = b""
         self._memo, self._known = (json.loads(raw) if raw else None), True
+        self.raw = raw
         return self._memo
 
     def write(self, data: dict[str, dict[str, Any]]) -> None:
         self._known = False
         payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
         self._store(payload)
-        self._memo, self._known = data, True
+        self._memo, self._known, self.raw = data, True, payload
 
     def _store(self, payload: bytes) -> None:
         atomic_write(self.path, payload, self.tmp_dir, self.durable)
@@ -277,6 +288,10 @@ class Journal:
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         self.size = os.fstat(self.fd).st_size
         self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._written = 0          # lines written (sequence numbers)
+        self._flushed = 0          # lines known durable
+        self.flushes = 0
 
     def entries(self) -> list[dict[str, Any]]:
         with open(self.path, "rb") as handle:
@@ -292,13 +307,27 @@ class Journal:
         return found
 
     def write(self, entry: dict[str, Any]) -> None:
-        line = (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        self.write_line((json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode())
+
+    def write_line(self, line: bytes) -> None:
+        """Append one entry (a JSON line) and return once it is durable. Group commit: a writer that
+        finds a flush in progress waits for it, and the next flush covers every line written by
+        then, so concurrent writers share one fdatasync instead of queueing one each."""
         with self._lock:
             view = memoryview(line)
             while view:
                 view = view[os.write(self.fd, view):]
             self.size += len(line)
-        os.fdatasync(self.fd)
+            self._written += 1
+            mine = self._written
+        with self._flush_lock:
+            if self._flushed >= mine:          # a flush that started after our write covered it
+                return
+            with self._lock:
+                upto = self._written
+            os.fdatasync(self.fd)
+            self._flushed = upto
+            self.flushes += 1
 
     def reset(self) -> None:
         os.ftruncate(self.fd, 0)
@@ -325,7 +354,8 @@ def sync_filesystem(folder: Path) -> None:
 
 
 class TinyDBStore:
-    def __init__(self, folder: Path | str, *, workers: int = 4, checkpoint_bytes: int = CHECKPOINT_BYTES) -> None:
+    def __init__(self, folder: Path | str, *, workers: int = 4, checkpoint_bytes: int = CHECKPOINT_BYTES,
+                 cache_bytes: int = CACHE_BYTES) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self._lock_fd = acquire_writer_lock(self.folder)
@@ -350,6 +380,11 @@ class TinyDBStore:
         self._workers = workers
         self._pending_reads: list[tuple[str, str, asyncio.Future[Stored | None]]] = []
         self._leader = LocalLeaderElection()
+        self._cache: collections.OrderedDict[tuple[str, str], bytes | None] = collections.OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._cache_bytes = 0
+        self.cache_limit = cache_bytes
+        self.cache_hits = 0
 
     # --- plumbing ---------------------------------------------------------------------------------
     async def _run(self, fn: Any, *args: Any) -> Any:
@@ -417,12 +452,47 @@ class TinyDBStore:
         return folder / f"{encode_name(key)}.json"
 
     @staticmethod
-    def _open(path: Path) -> TinyDB:
-        return TinyDB(path, storage=InPlaceJSONStorage)
-
-    @staticmethod
     def _open_segment(path: Path) -> TinyDB:
         return TinyDB(path, storage=AppendOnlyLinesStorage)
+
+    # --- the document cache (file bytes; changed only under the document's stripe lock) -------------
+    def _cache_set(self, collection: str, key: str, raw: bytes | None) -> None:
+        if not self.cache_limit:
+            return
+        entry = (collection, key)
+        with self._cache_lock:
+            old = self._cache.pop(entry, _ABSENT)
+            if old is not _ABSENT:
+                self._cache_bytes -= CACHE_ENTRY + len(old or b"")
+            self._cache[entry] = raw
+            self._cache_bytes += CACHE_ENTRY + len(raw or b"")
+            while self._cache_bytes > self.cache_limit and self._cache:
+                _, dropped = self._cache.popitem(last=False)
+                self._cache_bytes -= CACHE_ENTRY + len(dropped or b"")
+
+    def _cache_drop(self, collection: str, key: str) -> None:
+        with self._cache_lock:
+            old = self._cache.pop((collection, key), _ABSENT)
+            if old is not _ABSENT:
+                self._cache_bytes -= CACHE_ENTRY + len(old or b"")
+
+    def _cached(self, collection: str, key: str) -> Any:
+        """The cached file bytes (None: known absent), or _ABSENT when not cached."""
+        entry = (collection, key)
+        with self._cache_lock:
+            raw = self._cache.get(entry, _ABSENT)
+            if raw is not _ABSENT:
+                self._cache.move_to_end(entry)
+        return raw
+
+    @staticmethod
+    def _parse(raw: bytes | None, key: str) -> Stored | None:
+        if not raw:
+            return None
+        record = json.loads(raw).get("_default", {}).get(str(DOC_ID))
+        if not record or record.get("key") != key:
+            return None
+        return Stored(record["data"], record["etag"])
 
     # --- documents --------------------------------------------------------------------------------
     @staticmethod
@@ -434,11 +504,17 @@ class TinyDBStore:
 
     def _read_doc(self, collection: str, key: str) -> Stored | None:
         with self._stripe(collection, key):           # files are rewritten in place: never read mid-write
-            db = self._open(self._doc_path(collection, key))
+            raw = self._cached(collection, key)
+            if raw is not _ABSENT:
+                return self._parse(raw, key)
+            storage = InPlaceJSONStorage(self._doc_path(collection, key))
+            db = TinyDB(storage=lambda: storage)
             try:
-                return self._record(db, key)
+                found = self._record(db, key)
             finally:
                 db.close()
+            self._cache_set(collection, key, storage.raw or None)
+            return found
 
     def _get(self, collection: str, key: str) -> Stored | None:
         return self._read_doc(collection, key)
@@ -448,6 +524,10 @@ class TinyDBStore:
         update reads some twenty index documents at once: one hand-over instead of twenty)."""
         if self._closed:
             raise RuntimeError(f"store {self.folder} is closed")
+        raw = self._cached(collection, key)
+        if raw is not _ABSENT:                         # in memory: no thread, no file
+            self.cache_hits += 1
+            return self._parse(raw, key)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Stored | None] = loop.create_future()
         self._pending_reads.append((collection, key, future))
@@ -478,33 +558,25 @@ class TinyDBStore:
         except RuntimeError:                    # the loop has gone: nobody is waiting any more
             pass
 
-    @staticmethod
-    def _apply_put(db: TinyDB, record: dict[str, Any]) -> None:
-        # One write per put: update the record, or insert it into a new file. (TinyDB's upsert would
-        # first write an empty table for a new document.)
-        if db.contains(doc_id=DOC_ID):
-            db.update(record, doc_ids=[DOC_ID])
-        else:
-            db.insert(Document(record, doc_id=DOC_ID))
-        db.close()
-
-    def _put(self, collection: str, key: str, data: dict[str, Any], etag: str | None, create_only: bool,
-             journal: bool = True) -> str:
-        payload = json.loads(json.dumps(data))     # JSON-only, and a copy the caller cannot change
+    def _put(self, collection: str, key: str, data: dict[str, Any], etag: str | None, create_only: bool) -> str:
+        # Serialised once (JSON-only, so nothing the caller changes later reaches the store): the
+        # journal line and the document's TinyDB file are built around the same text.
+        text = _dumps(data)
         with self._writing(), self._stripe(collection, key):
-            db = self._open(self._doc_path(collection, key, create=True))
-            current = self._record(db, key)         # the file is read once; TinyDB reuses what it read
+            current = self._read_doc(collection, key)      # from the cache, or the file once
             if create_only and current is not None:
                 raise VersionConflict(f"{collection}/{key} exists")
             if etag is not None and (current is None or current.etag != etag):
                 raise VersionConflict(f"{collection}/{key} changed")
             new_etag = f'"{secrets.token_hex(8)}"'
-            record = {"key": key, "etag": new_etag, "data": payload}
-            if journal:
-                self.journal.write({"op": "put", "c": collection, "k": key, "r": record})
-            self._apply_put(db, record)
-        if journal:
-            self._maybe_checkpoint()
+            record = f'{{"key":{_dumps(key)},"etag":{_dumps(new_etag)},"data":{text}}}'
+            self.journal.write_line(
+                f'{{"op":"put","c":{_dumps(collection)},"k":{_dumps(key)},"r":{record}}}\n'.encode())
+            # the file TinyDB would write for this one document: {"_default": {"1": record}}
+            payload = f'{{"_default":{{"{DOC_ID}":{record}}}}}'.encode()
+            InPlaceJSONStorage(self._doc_path(collection, key, create=True))._store(payload)
+            self._cache_set(collection, key, payload)
+        self._maybe_checkpoint()
         return new_etag
 
     async def put(self, collection: str, key: str, data: dict[str, Any], *,
@@ -520,6 +592,7 @@ class TinyDBStore:
                 raise VersionConflict(f"{collection}/{key} changed")
             self.journal.write({"op": "del", "c": collection, "k": key})
             self._doc_path(collection, key).unlink(missing_ok=True)
+            self._cache_set(collection, key, None)
         self._maybe_checkpoint()
 
     async def delete(self, collection: str, key: str, *, etag: str | None = None) -> None:
@@ -555,6 +628,7 @@ class TinyDBStore:
                     record = {"key": key, "etag": f'"{secrets.token_hex(8)}"', "data": json.loads(json.dumps(data))}
                     AtomicJSONStorage(folder / f"{encode_name(key)}.json", self.tmp, durable=False).write(
                         {"_default": {str(DOC_ID): record}})
+                    self._cache_drop(collection, key)
 
     async def bulk_put(self, collection: str, items: dict[str, dict[str, Any]], *, parallel: int = 4) -> None:
         """Load many documents at once (a new store: migration, benchmarks): unconditional writes of
@@ -648,6 +722,10 @@ class TinyDBStore:
         self.checkpoint()
         self.journal.close()
         os.close(self._lock_fd)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _resolve(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:

@@ -55,9 +55,15 @@ class CountingStore(MemoryStore):
         super().__init__()
         self.reads: list[tuple[str, str]] = []
 
+        self.writes: list[tuple[str, str]] = []
+
     async def get(self, collection: str, key: str) -> Any:
         self.reads.append((collection, key))
         return await super().get(collection, key)
+
+    async def put(self, collection: str, key: str, data: dict[str, Any], **kwargs: Any) -> str:
+        self.writes.append((collection, key))
+        return await super().put(collection, key, data, **kwargs)
 
 
 @pytest.fixture
@@ -414,3 +420,24 @@ async def test_an_empty_202_from_the_channel_does_not_fail_the_turn(config: Conf
         assert [s.body.get("text") for s in connector.sent if s.body.get("type") == "message"] == ["after typing"]
     finally:
         await harness.stop()
+
+
+# --- no store write per turn for what has not changed --------------------------------------------
+
+async def test_a_known_conversation_is_not_written_again_on_every_turn(bot: BotHarness, key_server: KeyServer):
+    """The reference's activity id changes every turn and is never used for proactive sends (the
+    SDK's continue_conversation answers its own continuation activity): it is not stored, so a
+    turn in a known conversation writes no reference."""
+    from bot.proactive import REFS
+
+    store: CountingStore = bot.parts.services.store
+    assert await say(bot, key_server, ALEX) == 200
+    first = [w for w in store.writes if w[0] == REFS]
+    assert {k for _, k in first} >= {"user:user-id-0", "user:aad-alex"}
+    store.writes.clear()
+    for _ in range(3):
+        assert await say(bot, key_server, ALEX) == 200
+    assert [w for w in store.writes if w[0] == REFS] == []
+    stored = await store.get(REFS, "user:user-id-0")
+    assert stored is not None and "activityId" not in stored.data
+    assert stored.data["conversation"]["id"] and stored.data["serviceUrl"] == bot.connector.url

@@ -355,3 +355,81 @@ def test_restore_refuses_an_archive_that_is_not_a_backup(tmp_path: Path) -> None
 
 if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "writer":
     asyncio.run(writer(sys.argv[2], int(sys.argv[3])))
+
+
+# --- the in-memory document cache and group commit ------------------------------------------------
+async def test_a_cached_document_is_answered_on_the_loop_as_a_fresh_copy(tmp_path: Path) -> None:
+    store = TinyDBStore(tmp_path / "data")
+    try:
+        etag = await store.put("cases", "c1", {"i": 1, "nested": {"list": [1, 2]}})
+        assert await store.get("cases", "nope") is None        # absence is remembered too
+
+        def no_threads(*args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("a cached read went to the thread pool")
+
+        store._pool.submit = no_threads   # type: ignore[method-assign]
+        loop = asyncio.get_running_loop()
+        original = loop.run_in_executor
+        loop.run_in_executor = no_threads  # type: ignore[method-assign]
+        try:
+            first = await store.get("cases", "c1")
+            assert first is not None and first.etag == etag and first.data == {"i": 1, "nested": {"list": [1, 2]}}
+            first.data["nested"]["list"].append(3)           # the caller's copy, not the store's
+            again = await store.get("cases", "c1")
+            assert again is not None and again.data == {"i": 1, "nested": {"list": [1, 2]}}
+            assert await store.get("cases", "nope") is None
+        finally:
+            loop.run_in_executor = original  # type: ignore[method-assign]
+        del store._pool.submit
+    finally:
+        await store.close()
+
+
+async def test_the_cache_follows_every_change_and_the_files_agree(tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    store = TinyDBStore(folder, cache_bytes=4_000)          # small: entries are evicted as we go
+    expected: dict[str, dict[str, Any] | None] = {}
+    rng = random.Random(7)
+    try:
+        for step in range(300):
+            key = f"c{rng.randrange(30)}"
+            current = await store.get("cases", key)
+            assert (current.data if current else None) == expected.get(key)
+            if current is not None and rng.random() < 0.2:
+                await store.delete("cases", key, etag=current.etag)
+                expected[key] = None
+            else:
+                data = {"step": step, "text": "x" * rng.randrange(400)}
+                await store.put("cases", key, data, etag=current.etag if current else None)
+                expected[key] = data
+            if current is not None and rng.random() < 0.1:        # a stale etag is still refused
+                with pytest.raises(VersionConflict):
+                    await store.put("cases", key, {"stale": True}, etag=current.etag)
+            assert store._cache_bytes <= 4_000
+        await store.bulk_put("cases", {"c0": {"bulk": 1}})    # a bulk load replaces what was cached
+        expected["c0"] = {"bulk": 1}
+    finally:
+        await store.close()
+    reopened = TinyDBStore(folder)                            # the files say the same as the cache did
+    try:
+        for key, data in expected.items():
+            found = await reopened.get("cases", key)
+            assert (found.data if found else None) == data, key
+    finally:
+        await reopened.close()
+
+
+async def test_concurrent_writes_share_journal_flushes(tmp_path: Path) -> None:
+    store = TinyDBStore(tmp_path / "data", workers=8)
+    try:
+        before = store.journal.flushes
+        await asyncio.gather(*(store.put("cases", f"c{i}", {"i": i}) for i in range(200)),
+                             *(store.append("audit", {"i": i}) for i in range(100)))
+        flushes = store.journal.flushes - before
+        assert 0 < flushes < 300, flushes        # every write durable, fewer flushes than writes
+        assert sorted([r["i"] async for r in store.read_log("audit")]) == list(range(100))
+        for i in range(200):
+            found = await store.get("cases", f"c{i}")
+            assert found is not None and found.data == {"i": i}
+    finally:
+        await store.close()
