@@ -373,6 +373,8 @@ class TinyDBStore:
         self._backup_gate = threading.local()
         self._gate = _Gate()
         self.checkpoint_bytes = checkpoint_bytes
+        self.checkpoints = 0
+        self.checkpoint_longest = 0.0       # seconds writes waited for the longest checkpoint
         self.journal = Journal(self.folder / JOURNAL)
         self._recover()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tinydb-store")
@@ -418,8 +420,11 @@ class TinyDBStore:
         """Flush the applied changes to disk and empty the journal (nothing is written meanwhile)."""
         with self._gate.exclusive():
             if self.journal.size:
+                started = time.perf_counter()
                 sync_filesystem(self.folder)
                 self.journal.reset()
+                self.checkpoints += 1
+                self.checkpoint_longest = max(self.checkpoint_longest, time.perf_counter() - started)
 
     def _recover(self) -> None:
         """Apply the journal of a crashed run again, then checkpoint."""

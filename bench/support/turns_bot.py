@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -100,6 +102,15 @@ async def seed(store: Any, cases: int) -> float:
     return time.perf_counter() - started
 
 
+def store_figures(store: Any) -> dict[str, Any]:
+    """The TinyDB store's own counters: cache hits, journal flushes, checkpoints (and the longest)."""
+    journal = getattr(store, "journal", None)
+    if journal is None:
+        return {}
+    return {"store_cache_hits": store.cache_hits, "journal_flushes": journal.flushes,
+            "checkpoints": store.checkpoints, "checkpoint_longest_ms": round(store.checkpoint_longest * 1000, 1)}
+
+
 def use_sdk_defaults() -> None:
     """For a before/after comparison only (``--sdk-default``): the bot with the SDK's own outbound
     and authentication paths - new credentials (so a login call) and new connector clients per turn
@@ -147,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         # the memory store the seeded cases (which stand in for a store that keeps them on disk),
         # out of the cyclic collector's reach.
         freeze_startup_heap()
+        if os.environ.get("BENCH_GC_THRESHOLD"):    # experiments: BENCH_GC_THRESHOLD=700,10,10
+            gc.set_threshold(*(int(n) for n in os.environ["BENCH_GC_THRESHOLD"].split(",")))
 
         def extra() -> dict[str, Any]:
             pool = parts.adapter.pool
@@ -158,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                     fetches += creds.fetches if isinstance(creds, CachedAppCredentials) else 0
             return {"connector_clients_created": pool.created, "credentials_created": credentials.created,
                     "token_fetches": fetches, "seed_seconds": round(seconds, 2), "cases": args.cases,
-                    "store": args.store}
+                    "store": args.store, **store_figures(parts.services.store)}
 
         install_stats_route(app, extra)
         runner = web.AppRunner(app, access_log=None)
