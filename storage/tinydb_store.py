@@ -5,6 +5,7 @@ Layout under the data folder::
     .writer.lock          fcntl lock held by the one process that writes (StoreLocked otherwise)
     .backup.lock          writers hold it shared per operation; a backup holds it exclusively
     journal.jsonl         write-ahead journal of changes not yet flushed to their files
+    journal.previous.jsonl  the journal a checkpoint in progress is flushing (replayed first)
     tmp/                  temporary files of bulk loads, renamed into place (cleared at start)
     docs/<collection>/<key>.json    one small TinyDB file per document: {"_default": {"1": record}}
     logs/<log>/<segment>.jsonl      append-only logs: TinyDB segments of SEGMENT records, a line each
@@ -14,8 +15,11 @@ flush), then applied to its TinyDB file through a TinyDB ``Storage`` (``InPlaceJ
 document, rewritten in place under the document's lock; ``AppendOnlyLinesStorage`` for a log
 segment, which only ever appends a line), and only then acknowledged. After a kill -9 the journal is
 applied again at start (every entry is idempotent and rewrites what it covers whole), so every
-acknowledged write is there and no file stays torn. When the journal reaches CHECKPOINT_BYTES the
-files are flushed (syncfs) and the journal emptied, with no write in progress.
+acknowledged write is there and no file stays torn. When the journal reaches CHECKPOINT_BYTES it
+is set aside (renamed, with no write in progress: an instant) and a fresh one started; then the files
+are flushed (syncfs) while writes go on into the fresh journal, and only then is the old one deleted.
+A crash meanwhile replays both, the old one first. (Flushing the whole file system under the gate
+held every write for up to 370 ms on a busy machine.)
 
 An operation reads and writes one small file (a document, or one log segment), never the whole
 store; ``keys`` lists one collection's folder (the folder is the collection's index). All file I/O
@@ -65,6 +69,7 @@ READ_BATCH = 4            # reads handed to one thread at least, when many are a
 WRITER_LOCK = ".writer.lock"
 BACKUP_LOCK = ".backup.lock"
 JOURNAL = "journal.jsonl"
+JOURNAL_PREVIOUS = "journal.previous.jsonl"   # a checkpoint's journal, until its files are on disk
 CHECKPOINT_BYTES = 8 * 1024 * 1024   # journal size that triggers a flush of the files and a fresh journal
 DOC_ID = 1
 CACHE_BYTES = 16 * 1024 * 1024       # documents' file bytes kept in memory (LRU)
@@ -283,7 +288,7 @@ class Journal:
     After a crash the lines are applied again (each is idempotent); a checkpoint flushes the files
     and empties the journal."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, flushes: int = 0) -> None:
         self.path = path
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         self.size = os.fstat(self.fd).st_size
@@ -291,10 +296,14 @@ class Journal:
         self._flush_lock = threading.Lock()
         self._written = 0          # lines written (sequence numbers)
         self._flushed = 0          # lines known durable
-        self.flushes = 0
+        self.flushes = flushes
 
     def entries(self) -> list[dict[str, Any]]:
-        with open(self.path, "rb") as handle:
+        return self.read_entries(self.path)
+
+    @staticmethod
+    def read_entries(path: Path) -> list[dict[str, Any]]:
+        with open(path, "rb") as handle:
             raw = handle.read()
         found = []
         for line in raw.split(b"\n"):
@@ -375,6 +384,7 @@ class TinyDBStore:
         self.checkpoint_bytes = checkpoint_bytes
         self.checkpoints = 0
         self.checkpoint_longest = 0.0       # seconds writes waited for the longest checkpoint
+        self._checkpointing = threading.Lock()
         self.journal = Journal(self.folder / JOURNAL)
         self._recover()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tinydb-store")
@@ -413,22 +423,43 @@ class TinyDBStore:
                 fcntl.flock(fd, fcntl.LOCK_UN)
 
     def _maybe_checkpoint(self) -> None:
-        if self.journal.size >= self.checkpoint_bytes:
-            self.checkpoint()
+        """Start a checkpoint in the background once the journal is large (the write that finds it
+        so is acknowledged at once; the next checkpoint waits until this one is done)."""
+        if self.journal.size >= self.checkpoint_bytes and self._checkpointing.acquire(blocking=False):
+            def run() -> None:
+                try:
+                    self._checkpoint()
+                finally:
+                    self._checkpointing.release()
+
+            threading.Thread(target=run, name="tinydb-checkpoint", daemon=True).start()
 
     def checkpoint(self) -> None:
-        """Flush the applied changes to disk and empty the journal (nothing is written meanwhile)."""
-        with self._gate.exclusive():
-            if self.journal.size:
-                started = time.perf_counter()
-                sync_filesystem(self.folder)
-                self.journal.reset()
-                self.checkpoints += 1
-                self.checkpoint_longest = max(self.checkpoint_longest, time.perf_counter() - started)
+        """Flush the applied changes to disk and empty the journal."""
+        with self._checkpointing:
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        with self._gate.exclusive():        # no write in progress: every applied change is in the journal
+            if not self.journal.size:
+                return
+            started = time.perf_counter()
+            previous = self.folder / JOURNAL_PREVIOUS
+            os.replace(self.journal.path, previous)
+            old, self.journal = self.journal, Journal(self.folder / JOURNAL, flushes=self.journal.flushes)
+            fsync_dir(self.folder)
+            old.close()
+            self.checkpoint_longest = max(self.checkpoint_longest, time.perf_counter() - started)
+        sync_filesystem(self.folder)         # writes go on meanwhile, into the fresh journal
+        previous.unlink()
+        fsync_dir(self.folder)
+        self.checkpoints += 1
 
     def _recover(self) -> None:
-        """Apply the journal of a crashed run again, then checkpoint."""
-        entries = self.journal.entries() if self.journal.size else []
+        """Apply the journals of a crashed run again (a checkpoint's first), then checkpoint."""
+        previous = self.folder / JOURNAL_PREVIOUS
+        entries = Journal.read_entries(previous) if previous.exists() else []
+        entries += self.journal.entries() if self.journal.size else []
         for entry in entries:
             op = entry.get("op")
             if op == "put":                 # the whole file from the journal: it may be torn
@@ -439,9 +470,11 @@ class TinyDBStore:
             elif op == "append":
                 self._apply_append(self._open_segment(self._segment_path(entry["log"], entry["seg"])),
                                    entry["id"], entry["r"])
-        if self.journal.size:
+        if self.journal.size or previous.exists():
             sync_filesystem(self.folder)
             self.journal.reset()
+            previous.unlink(missing_ok=True)
+            fsync_dir(self.folder)
 
     def _dir(self, base: Path, name: str) -> Path:
         path = base / encode_name(name)
@@ -466,9 +499,8 @@ class TinyDBStore:
             return
         entry = (collection, key)
         with self._cache_lock:
-            old = self._cache.pop(entry, _ABSENT)
-            if old is not _ABSENT:
-                self._cache_bytes -= CACHE_ENTRY + len(old or b"")
+            if entry in self._cache:
+                self._cache_bytes -= CACHE_ENTRY + len(self._cache.pop(entry) or b"")
             self._cache[entry] = raw
             self._cache_bytes += CACHE_ENTRY + len(raw or b"")
             while self._cache_bytes > self.cache_limit and self._cache:
@@ -477,9 +509,8 @@ class TinyDBStore:
 
     def _cache_drop(self, collection: str, key: str) -> None:
         with self._cache_lock:
-            old = self._cache.pop((collection, key), _ABSENT)
-            if old is not _ABSENT:
-                self._cache_bytes -= CACHE_ENTRY + len(old or b"")
+            if (collection, key) in self._cache:
+                self._cache_bytes -= CACHE_ENTRY + len(self._cache.pop((collection, key)) or b"")
 
     def _cached(self, collection: str, key: str) -> Any:
         """The cached file bytes (None: known absent), or _ABSENT when not cached."""
@@ -828,16 +859,18 @@ def restore(folder: Path | str, archive: Path | str) -> Path | None:
             for line in path.read_bytes().split(b"\n")[:-1]:
                 json.loads(line)
         aside = None
-        journal_size = (folder / JOURNAL).stat().st_size if (folder / JOURNAL).exists() else 0
+        journal_size = sum((folder / name).stat().st_size for name in (JOURNAL, JOURNAL_PREVIOUS)
+                           if (folder / name).exists())
         if journal_size or any((folder / part).exists() and any((folder / part).iterdir()) for part in STORE_PARTS):
             aside = folder / f"before-restore-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(2)}"
             aside.mkdir()
-        journal = folder / JOURNAL
-        if journal.exists():              # changes of the store being replaced: never replay them
-            if aside is not None:
-                os.replace(journal, aside / JOURNAL)
-            else:
-                journal.unlink()
+        for name in (JOURNAL, JOURNAL_PREVIOUS):
+            journal = folder / name
+            if journal.exists():              # changes of the store being replaced: never replay them
+                if aside is not None:
+                    os.replace(journal, aside / name)
+                else:
+                    journal.unlink()
         for part in STORE_PARTS:
             if (folder / part).exists():
                 if aside is not None:
