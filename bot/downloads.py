@@ -162,6 +162,8 @@ class Downloads:
             payload, given = _unb64(encoded), _unb64(signature)
         except (ValueError, binascii.Error):
             raise BadToken("malformed") from None
+        if _b64(payload) != encoded or _b64(given) != signature:
+            raise BadToken("not in canonical form")     # one token, one spelling: no look-alike links
         expected = hmac.new(await self.key(), payload, hashlib.sha256).digest()
         if not hmac.compare_digest(expected, given):
             raise BadToken("bad signature")

@@ -105,11 +105,14 @@ async def test_a_tampered_link_answers_403(harness: BotHarness, registered: Down
     data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     data["c"] = "case-2"                                              # someone else's case
     forged = base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
-    for bad in (f"{forged}.{signature}", f"{payload}.{signature[:-2]}AA", "garbage", f"{payload}."):
+    flipped = signature[:10] + ("B" if signature[10] == "A" else "A") + signature[11:]
+    look_alike = signature[:-1] + chr(ord(signature[-1]) ^ 1)      # same bytes or not: never accepted
+    assert flipped != signature and look_alike != signature
+    for bad in (f"{forged}.{signature}", f"{payload}.{flipped}", "garbage", f"{payload}.", f"{payload}.{look_alike}"):
         status, _, _ = await _serve(harness, f"/downloads/{bad}")
         assert status == 403, bad
     audit = await harness.parts.services.audit.entries()
-    assert sum(1 for e in audit if e["action"] == "download" and not e["allowed"]) == 4
+    assert sum(1 for e in audit if e["action"] == "download" and not e["allowed"]) == 5
     assert not any(e["case_id"] == "case-2" for e in audit)
 
 
