@@ -430,6 +430,8 @@ class RequestService:
             return RiskStop(route=profile.immediate_risk_route)
         existing = await self.drafts.get(actor.user_id)
         if existing is not None and resume:
+            await self.audit.record(actor=actor.audit_name, action="request.draft_resumed",
+                                    what=f"draft at step {existing.step}", why="the requester resumed their draft")
             return existing
         if existing is not None:
             await self.drafts.delete(actor.user_id)
@@ -443,6 +445,13 @@ class RequestService:
         if draft is None or draft.id != draft_id:
             raise StaleDraft("no such draft")
         return draft
+
+    async def _save(self, actor: Actor, draft: Draft, what: str) -> Draft:
+        """Keep the draft (it holds child and family identifiers, so every change is audited)."""
+        saved = await self.drafts.save(draft)
+        await self.audit.record(actor=actor.audit_name, action="request.draft_saved",
+                                what=f"{what} (step {draft.step})", why="the requester is filling in a request")
+        return saved
 
     def _merge(self, draft: Draft, step: str, inputs: Mapping[str, Any]) -> None:
         """Keep what the user typed on this step's card (only this step's inputs; nothing else)."""
@@ -459,7 +468,7 @@ class RequestService:
         if step in STEPS:
             self._merge(draft, step, inputs)
             draft.step = step
-        return await self.drafts.save(draft)
+        return await self._save(actor, draft, "save_step")
 
     async def next_step(self, actor: Actor, draft_id: str, step: str,
                         inputs: Mapping[str, Any]) -> tuple[Draft, list[FieldError]]:
@@ -477,7 +486,7 @@ class RequestService:
             wrong = {e.field.split(".")[1] for e in errors if e.field.count(".") == 2}
             draft.open_rows += [r for r in rows_of(draft, step) if r in wrong and r not in draft.open_rows]
         draft.step = step if errors else STEPS[min(STEPS.index(step) + 1, len(STEPS) - 1)]
-        await self.drafts.save(draft)
+        await self._save(actor, draft, "next_step")
         return draft, errors
 
     async def previous_step(self, actor: Actor, draft_id: str, step: str, inputs: Mapping[str, Any]) -> Draft:
@@ -488,7 +497,7 @@ class RequestService:
         if step in ROW_PREFIX:
             collapse_rows(self.profile(draft.profile_id), draft, step, uk_today(self.clock))
         draft.step = STEPS[max(STEPS.index(step) - 1, 0)]
-        return await self.drafts.save(draft)
+        return await self._save(actor, draft, "previous_step")
 
     async def add_row(self, actor: Actor, draft_id: str, step: str, inputs: Mapping[str, Any]) -> Draft:
         draft = await self._draft(actor, draft_id)
@@ -500,10 +509,10 @@ class RequestService:
         rows = rows_of(draft, step)
         draft.step = step
         if any(not _row_filled(draft, step, r) for r in rows):
-            return await self.drafts.save(draft)   # an empty row is already there to fill in
+            return await self._save(actor, draft, "add_row")   # an empty row is already there to fill in
         limit = profile.max_attendees if step == "invitees" else MAX_ROWS
         if len(rows) >= limit:
-            await self.drafts.save(draft)          # keep what was typed
+            await self._save(actor, draft, "add_row")          # keep what was typed
             if step == "invitees":
                 raise ValidationFailed([FieldError("invitees", "request.error.max_attendees", max=limit,
                                                    count=len(rows) + 1)])
@@ -511,7 +520,7 @@ class RequestService:
         row = new_row_id()
         rows.append(row)
         draft.open_rows.append(row)
-        return await self.drafts.save(draft)
+        return await self._save(actor, draft, "add_row")
 
     async def edit_row(self, actor: Actor, draft_id: str, step: str, row: str, inputs: Mapping[str, Any]) -> Draft:
         """Show one complete row as inputs again."""
@@ -523,7 +532,7 @@ class RequestService:
         if row in rows_of(draft, step) and row not in draft.open_rows:
             draft.open_rows.append(row)
         draft.step = step
-        return await self.drafts.save(draft)
+        return await self._save(actor, draft, "edit_row")
 
     async def remove_row(self, actor: Actor, draft_id: str, step: str, row: str, inputs: Mapping[str, Any]) -> Draft:
         draft = await self._draft(actor, draft_id)
@@ -539,7 +548,7 @@ class RequestService:
             for key in [k for k in draft.values if k.startswith(prefix)]:
                 del draft.values[key]
         draft.step = step
-        return await self.drafts.save(draft)
+        return await self._save(actor, draft, "remove_row")
 
     async def cancel(self, actor: Actor, draft_id: str) -> None:
         await self._draft(actor, draft_id)
@@ -556,7 +565,7 @@ class RequestService:
                                     why="the profile does not let this requester request", allowed=False)
         if errors:
             draft.step = step_of_field(errors[0].field)
-            await self.drafts.save(draft)
+            await self._save(actor, draft, "submit refused")
             raise ValidationFailed(errors)
         if not await self.drafts.claim(actor.user_id, draft.id):
             raise StaleDraft("already submitted")

@@ -432,6 +432,12 @@ async def test_save_and_leave_survives_a_restart_then_resume(make_config, clock,
         assert "Step 2 of 8" in str(card)
         values = {n["id"]: n.get("value", "") for n in walk(card) if str(n.get("type", "")).startswith("Input.")}
         assert values["child.forename"] == "Zebedee"
+        # the draft holds identifiers: each change and the read on resuming are audited, naming no one
+        audit = await second.services.audit.entries()
+        saved = [e["what"] for e in audit if e["action"] == "request.draft_saved"]
+        assert saved == ["next_step (step child)", "save_step (step child)"]
+        assert [e["action"] for e in audit][-1] == "request.draft_resumed"
+        assert "Zebedee" not in str(audit)
     finally:
         await second.harness.stop()
         await again.close()
