@@ -433,8 +433,16 @@ class ScheduleFlow:
             if user_id and user_id != except_user and facilitator.email.lower() != except_user.lower():
                 await self.tell(user_id, text)
 
-    async def on_scheduled(self, event: DomainEvent) -> None:
+    async def _event_case(self, event: DomainEvent) -> Case | None:
+        """The case an event is about, read to tell everyone concerned (the read is audited)."""
         case = await self.services.cases.get(event.case_id)
+        if case is not None:
+            await self.services.audit.record(actor="bot", action="schedule.notify", case_id=case.id,
+                                             what=event.kind, why="tell the people concerned")
+        return case
+
+    async def on_scheduled(self, event: DomainEvent) -> None:
+        case = await self._event_case(event)
         if case is None:
             return
         await self.learn_tenant(case)
@@ -448,7 +456,7 @@ class ScheduleFlow:
         await self._tell_requester_and_lead_professional(case, notice)
 
     async def on_rescheduled(self, event: DomainEvent) -> None:
-        case = await self.services.cases.get(event.case_id)
+        case = await self._event_case(event)
         if case is None:
             return
         await self.learn_tenant(case)
@@ -464,7 +472,7 @@ class ScheduleFlow:
         await self._tell_requester_and_lead_professional(case, notice)
 
     async def on_cancelled(self, event: DomainEvent) -> None:
-        case = await self.services.cases.get(event.case_id)
+        case = await self._event_case(event)
         if case is None:
             return
         await self.learn_tenant(case)

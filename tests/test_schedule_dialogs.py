@@ -286,6 +286,10 @@ async def test_with_graph_teams_meeting_email_for_federated_reschedule_and_cance
     assert any("Session cancelled" in card_text(c) for s in puts for c in s.cards)
     assert (await harness.parts.services.cases.require(case_id)).state == CaseState.CANCELLED
     assert graph.violations == []
+    # reading the case to tell everyone is audited, once per event
+    notified = [e["what"] for e in await harness.parts.services.audit.entries(case_id)
+                if e["action"] == "schedule.notify"]
+    assert notified == ["session.scheduled", "session.rescheduled", "session.cancelled"]
 
 
 async def test_graph_failure_is_reported_with_what_to_do_and_changes_nothing(graph_harness: BotHarness, clock,
