@@ -4,6 +4,7 @@ the DOCX for the child's file (a signed download link). Reminders to the facilit
 and the minutes are out. Also: shared helpers for reaching people in personal chat."""
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from datetime import timedelta
@@ -30,6 +31,7 @@ from supervision.catalogue import Catalogue
 from supervision.clock import format_uk_date, uk_today
 from supervision.duework import DueWork, PermanentDeliveryFailure, RunContext, SendOutcome, late_text
 from supervision.errors import DomainError, Forbidden, NotFound, ValidationFailed
+from supervision.evaluation import SessionImpact, session_impact
 from supervision.models import Case, Role
 from supervision.ports import DomainEvent
 from supervision.profile import Profile
@@ -137,7 +139,34 @@ async def document_link(services: Services, user_id: str, case_id: str, session:
     return str(await downloads.link(user_id=user_id, case_id=case_id, kind=DOC_KIND, arg=str(session), ttl=DOC_TTL))
 
 
-def record_document(t: Catalogue, case: Case, profile: Profile, record: SessionRecord) -> RecordDocument:
+def _score(value: float | int | None, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return f"+{text}" if signed and value > 0 else text
+
+
+def impact_parts(t: Catalogue, impact: SessionImpact | None) -> dict[str, Any]:
+    """The evaluation part of the record document: each attendee's before, after and change, and
+    the session's means (supervision.evaluation.session_impact)."""
+    if impact is None:
+        return {}
+    parts: dict[str, Any] = {"impact_title": t("record.full.doc_impact")}
+    if not impact.attendees:
+        parts["impact_summary"] = t("record.full.doc_impact_none")
+        return parts
+    parts["impact_header"] = tuple(t(f"record.full.doc_impact_{k}") for k in ("name", "agency", "pre", "post", "change"))
+    parts["impact_rows"] = [(a.name, a.agency or "-", _score(a.pre), _score(a.post), _score(a.change, signed=True))
+                            for a in impact.attendees]
+    parts["impact_summary"] = t("record.full.doc_impact_summary", pre_count=impact.pre_count,
+                                post_count=impact.post_count, expected=impact.expected,
+                                mean_pre=_score(impact.mean_pre), mean_post=_score(impact.mean_post),
+                                mean_change=_score(impact.mean_change, signed=True))
+    return parts
+
+
+def record_document(t: Catalogue, case: Case, profile: Profile, record: SessionRecord,
+                    impact: SessionImpact | None = None) -> RecordDocument:
     facts = [(t("record.field.meeting_identifier"), record.meeting_identifier),
              (t("record.field.held_on"), format_uk_date(record.held_on) if record.held_on else "-"),
              (t("record.field.facilitators"), record.facilitators),
@@ -168,7 +197,8 @@ def record_document(t: Catalogue, case: Case, profile: Profile, record: SessionR
         actions_header=(t("record.full.doc_action"), t("record.full.doc_owner"), t("record.full.doc_due")),
         actions=[(a.description, a.owner_name, format_uk_date(a.due_on)) for a in record.actions],
         closing=closing, child_line=child_line,
-        footer=t("record.full.doc_footer", date=format_uk_date(record.held_on) if record.held_on else "-"))
+        footer=t("record.full.doc_footer", date=format_uk_date(record.held_on) if record.held_on else "-"),
+        **impact_parts(t, impact))
 
 
 # --- the feature -------------------------------------------------------------------------------
@@ -420,9 +450,12 @@ def register(router: Router, services: Services) -> list[Any]:
             if doc is None or doc.record is None:
                 raise NotFound("no record", key="error.not_found")
             profile = profile_for(services, case)
-            content = render_record(record_document(catalogue(services), case, profile, doc.record))
+            impact = await session_impact(services.store, case.id, doc.session_number)
+            document = record_document(catalogue(services), case, profile, doc.record, impact)
+            content = await asyncio.to_thread(render_record, document)     # python-docx: off the event loop
             await services.audit.record(actor=request.actor.audit_name, action="record.document", case_id=case.id,
-                                        what=f"session {doc.session_number} DOCX", why="download")
+                                        what=f"session {doc.session_number} DOCX with evaluation scores",
+                                        why="download")
             return FileBody(f"{case.reference}-session-{doc.session_number}-record.docx", DOCX_TYPE, content)
 
         downloads.register(DOC_KIND, provide)

@@ -32,6 +32,11 @@ class RecordDocument:
     closing: list[tuple[str, str]] = field(default_factory=list)
     child_line: str = ""
     footer: str = ""
+    # pre- and post-session evaluation: one row per attendee (name, agency, pre, post, change)
+    impact_title: str = ""
+    impact_header: tuple[str, ...] = ()
+    impact_rows: list[tuple[str, ...]] = field(default_factory=list)
+    impact_summary: str = ""
 
 
 def render_record(doc: RecordDocument) -> bytes:
@@ -68,6 +73,18 @@ def render_record(doc: RecordDocument) -> bytes:
         cells = actions.add_row().cells
         for cell, value in zip(cells, row, strict=False):
             cell.text = value
+    if doc.impact_title:
+        document.add_heading(doc.impact_title, level=1)
+        if doc.impact_rows:
+            impact = document.add_table(rows=1, cols=len(doc.impact_header))
+            impact.style = "Table Grid"
+            for cell, label in zip(impact.rows[0].cells, doc.impact_header, strict=False):
+                cell.text = label
+            for row in doc.impact_rows:
+                for cell, value in zip(impact.add_row().cells, row, strict=False):
+                    cell.text = value
+        if doc.impact_summary:
+            document.add_paragraph(doc.impact_summary)
     if doc.closing:
         closing = document.add_table(rows=0, cols=2)
         closing.style = "Table Grid"

@@ -403,3 +403,20 @@ def test_a_practitioner_who_shares_the_familys_surname_can_still_be_named():
     with pytest.raises(ValidationFailed) as excinfo:
         parse({**form, "learning_points": "Ida Example met the Example family"}, case, profile, TODAY, full=True)
     assert errors_of(excinfo) == {"learning_points": "record.error.identifier"}
+
+
+def test_the_record_document_says_when_no_evaluations_came_back():
+    from dialogs.record import record_document
+    from supervision.evaluation import SessionImpact
+
+    case = held_case()
+    profile = PROFILES["bolton"]
+    record = parse(good_form(case), case, profile, TODAY, full=True)
+    doc = Document(io.BytesIO(render_record(record_document(T, case, profile, record,
+                                                            SessionImpact(case.id, 1, (), expected=3)))))
+    paragraphs = "\n".join(p.text for p in doc.paragraphs)
+    assert "Pre- and post-session evaluation" in paragraphs
+    assert "No pre- or post-session evaluations were returned." in paragraphs
+    assert not any(t.rows[0].cells[0].text == "Attendee" for t in doc.tables)
+    without = Document(io.BytesIO(render_record(record_document(T, case, profile, record))))
+    assert "Pre- and post-session evaluation" not in "\n".join(p.text for p in without.paragraphs)

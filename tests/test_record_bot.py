@@ -4,10 +4,12 @@ meeting chat, the form in personal chat, the identifier refusal that keeps what 
 facilitator's board), reminders through the due-work runner."""
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from docx import Document
 
 from supervision.models import CaseState, find_identifiers
 from tests.support.harness import BotHarness
@@ -86,6 +88,29 @@ async def test_record_from_the_meeting_chat_to_published(harness: BotHarness, cl
     assert response.status == 200
     assert response.headers["Content-Type"].startswith("application/vnd.openxmlformats")
     assert (await response.read())[:2] == b"PK"
+
+    # the evaluations are part of the session record: each attendee's before, after and impact
+    from supervision.evaluation import EvaluationResponse, EvaluationStore, Phase
+
+    def answers(doc):
+        for who, pre, post in ((PATTI, 1, 4), (ALEX, 3, 2)):
+            for phase, score in ((Phase.PRE, pre), (Phase.POST, post)):
+                doc.responses[f"{phase.value}:{who.email}"] = EvaluationResponse(
+                    respondent=who.email, name=who.name, agency="GP", phase=phase, score=score)
+
+    await EvaluationStore(services.store).update("case-rec-1", 1, answers)
+    response = await harness.client.get(path)
+    document = Document(io.BytesIO(await response.read()))
+    rows = [tuple(c.text for c in row.cells) for table in document.tables for row in table.rows]
+    assert ("Attendee", "Agency", "Before (0-5)", "After (0-5)", "Impact (after minus before)") in rows
+    assert (PATTI.name, "GP", "1", "4", "+3") in rows                 # agencies as the case knows them
+    assert (ALEX.name, "Primary School", "3", "2", "-1") in rows
+    paragraphs = "\n".join(p.text for p in document.paragraphs)
+    assert "Pre- and post-session evaluation" in paragraphs
+    assert "Mean before: 2; mean after: 3; impact for the session (mean change of those who answered both): +1." \
+        in paragraphs
+    audited = [e for e in await services.audit.entries(case_id="case-rec-1") if e["action"] == "record.document"]
+    assert audited and "evaluation scores" in audited[-1]["what"]
 
 
 async def test_the_argyll_refusal_names_the_field_and_keeps_everything(harness: BotHarness, clock):
