@@ -372,6 +372,7 @@ class ChronologyFlow:
             return
         case_id, agency = pending
         file = files[0]
+        await turn.typing()         # fetching and reading a spreadsheet takes a moment: show we are on it
         try:
             content = await fetch(file, max_bytes=MAX_FILE_BYTES)
         except FileTooLarge:

@@ -314,6 +314,7 @@ def register(router: Router, services: Services) -> list[Any]:
     async def publish_(turn: Turn, full: bool) -> None:
         assert turn.action is not None
         case_id = need(turn, "case_id")
+        await turn.typing()         # publishing reaches every attendee and owner: show we are on it
         try:
             result = await (uc.publish if full else uc.send_actions)(turn.actor, case_id, turn.action.inputs)
         except ValidationFailed as failed:

@@ -80,6 +80,7 @@ def register(router: Router, services: Services) -> list[Any]:
             downloads.register(kind, provide)
 
     async def show(turn: Turn) -> None:
+        await turn.typing()         # the whole log is read, counted and (without downloads) drawn
         try:
             entries = await entries_for(turn.actor, "tracker command")
         except Forbidden:

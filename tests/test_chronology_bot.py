@@ -222,7 +222,9 @@ async def test_an_uploaded_file_keeps_valid_rows_and_reports_bad_ones(bot: BotHa
     assert prompt and T("chronology.upload_title", agency=agency) in texts(prompt[-1])
     validate_card(prompt[-1])
 
-    card = chronology_cards(await send_file(bot, user, base + name, name), agency)[-1]
+    sent = await send_file(bot, user, base + name, name)
+    assert sent[0].type == "typing", "reading the file shows the typing indicator first"
+    card = chronology_cards(sent, agency)[-1]
     validate_card(card)
     shown = texts(card)
     assert f"Added 2 entries from {name}." in shown

@@ -56,6 +56,7 @@ async def test_record_from_the_meeting_chat_to_published(harness: BotHarness, cl
     value = {"verb": "record.publish", "case_id": "case-rec-1", **good_form(held_case())}
     await harness.submit(ADELE, value)
     sent = harness.connector.sent
+    assert sent[0].type == "typing" and sent[0].conversation_id == f"personal-{ADELE.id}"    # long work shows
     done = [c for s in sent if s.conversation_id == f"personal-{ADELE.id}" for c in s.cards]
     assert any("Record sent" in texts(c) for c in done)
     assert any("Actions went out within the deadline (Thu 05 Mar 2026)" in texts(c) for c in done)

@@ -200,6 +200,7 @@ async def test_the_tracker_command_for_an_administrator_and_a_refusal_for_anyone
     assert refused and refused[-1]["actor"] == ALEX.id and refused[-1]["allowed"] is False
 
     replies = await harness.say(LYNNE, "tracker")
+    assert replies[0].type == "typing"                      # reading and counting the log shows progress
     card = replies[-1].cards[0]
     validate_card(card)
     body = json.dumps(card)
