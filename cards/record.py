@@ -324,6 +324,13 @@ def published_card(t: Catalogue, case: Case, *, full: bool, action_count: int, a
     return card([title(t("record.done.title", reference=case.reference)), *lines], actions)
 
 
+def review_card(t: Catalogue, case: Case, review_on: date, late: str = "") -> Json:
+    """The review date agreed in the record has come (to the facilitators, personal chat)."""
+    return card([title(t("record.reminder.review_title", reference=case.reference)),
+                 text(t("record.reminder.review", due=_day(review_on))),
+                 *([text(late, subtle=True)] if late else [])])
+
+
 def reminder_card(t: Catalogue, case: Case, what: str, stage: str, due: date, late: str = "") -> Json:
     return card([title(t(f"record.reminder.{what}_title", reference=case.reference)),
                  text(t(f"record.reminder.{stage}", due=_day(due))),

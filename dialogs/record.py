@@ -22,6 +22,7 @@ from cards.record import (
     published_card,
     record_form_card,
     reminder_card,
+    review_card,
     step_of,
     summary_card,
     summary_view,
@@ -37,6 +38,7 @@ from supervision.ports import DomainEvent
 from supervision.profile import Profile
 from supervision.record import (
     RECORDABLE_STATES,
+    REVIEW_KIND,
     RecordSessions,
     SessionRecord,
     StoredRecord,
@@ -44,6 +46,7 @@ from supervision.record import (
     meeting_chat_id,
     on_time,
     record_deadlines,
+    review_work,
 )
 from supervision.roles import Action as Permission
 from supervision.roles import Actor, authorize, case_roles
@@ -484,10 +487,32 @@ def register(router: Router, services: Services) -> list[Any]:
             await deliver_once(ctx, services, card, t(f"record.reminder.{what}_title", reference=case.reference),
                                email=email, user_id=user_id)
 
+    async def review_due(work: DueWork, ctx: RunContext) -> None:
+        case = await services.cases.get(work.case_id)
+        if case is None:
+            return
+        tracked = next((x for x in case.tracked if x.kind == REVIEW_KIND and x.id == work.data.get("item")), None)
+        if tracked is None or tracked.status != "open" or tracked.due_on is None \
+                or tracked.due_on.isoformat() != work.data.get("due"):
+            return
+        t = catalogue(services)
+        card = review_card(t, case, tracked.due_on, late=late_text(t, ctx))
+        for email, user_id in facilitator_contacts(case):
+            await deliver_once(ctx, services, card, t("record.reminder.review_title", reference=case.reference),
+                               email=email, user_id=user_id)
+
+        def reminded(c: Case) -> None:
+            for x in c.tracked:
+                if x.kind == REVIEW_KIND and x.id == tracked.id:
+                    x.status = "reminded"
+        await services.cases.update(case.id, reminded)
+
     if services.due_work is not None:
         services.due_work.add_source(source)
+        services.due_work.add_source(lambda case: review_work(case, services.calendar(profile_for(services, case))))
         services.due_work.on("record.actions_reminder", remind)
         services.due_work.on("record.minutes_reminder", remind)
+        services.due_work.on("record.review_due", review_due)
     return []
 
 

@@ -26,7 +26,7 @@ from supervision.codec import from_data, to_data
 from supervision.duework import DueWork
 from supervision.errors import DomainError, FieldError, IllegalTransition, ValidationFailed
 from supervision.lifecycle import Deadlines, Event, apply
-from supervision.models import Case, CaseState, InviteStatus, SessionPlan, find_identifiers, identifiers_of
+from supervision.models import Case, CaseState, InviteStatus, SessionPlan, Tracked, find_identifiers, identifiers_of
 from supervision.ports import DocumentStore, DomainEvent, EventSink
 from supervision.profile import Profile
 from supervision.repository import AuditLog, CaseRepository
@@ -405,6 +405,27 @@ def facilitator_reminders(case: Case, deadlines: Deadlines, now: datetime, hour:
     return work
 
 
+REVIEW_KIND = "record_review"      # Case.tracked: the review date agreed in a published record
+
+
+def review_tracked(session: int, review_on: date, now: datetime) -> Tracked:
+    return Tracked(id=f"review-s{session}", kind=REVIEW_KIND, due_on=review_on, since=now)
+
+
+def review_work(case: Case, calendar: WorkingCalendar, hour: int = 9) -> list[DueWork]:
+    """The facilitators are reminded on the review date agreed in the record (the working day
+    before, when it is not a working day), once; after downtime the reminder comes late, once."""
+    work = []
+    for tracked in case.tracked:
+        if tracked.kind != REVIEW_KIND or tracked.status != "open" or tracked.due_on is None:
+            continue
+        day = _last_working_day_on_or_before(calendar, tracked.due_on)
+        work.append(DueWork(key=f"{case.id}:record:review:{tracked.id}:{tracked.due_on.isoformat()}",
+                            kind="record.review_due", case_id=case.id, due_at=uk_datetime(day, hour),
+                            data={"item": tracked.id, "due": tracked.due_on.isoformat()}))
+    return work
+
+
 # --- the use case ------------------------------------------------------------------------------
 @dataclass
 class PublishResult:
@@ -537,6 +558,9 @@ class RecordSessions:
                 c.session.minutes_done_at = now
                 held_on = record.held_on or uk_local(now).date()
                 c.follow_up_due = deadlines.follow_up(held_on)
+                if record.review_on is not None:
+                    review = review_tracked(c.session.number, record.review_on, now)
+                    c.tracked = [t for t in c.tracked if not (t.kind == REVIEW_KIND and t.id == review.id)] + [review]
                 apply(c, Event.COMPLETE_MINUTES, actor=actor.audit_name, clock=self.clock,
                       reason="record published")
                 if record.further_sessions:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from docx import Document
@@ -187,6 +187,37 @@ async def test_session_held_offers_the_record_and_reminders_follow_until_done(ha
     clock.set(case.session.held_at + timedelta(days=8))
     report = await services.due_work.run_due()
     assert not [k for k in report.ran if ":record:actions:" in k]
+
+
+async def test_the_facilitator_is_reminded_on_the_review_date_once(harness: BotHarness, clock, validate_card):
+    services = harness.parts.services
+    clock.set(datetime(2026, 3, 4, 10, tzinfo=UTC))
+    await services.cases.create(held_case())
+    await introduce(harness, ADELE, PATTI, ALEX)
+    # review on Sat 18 Apr 2026: the reminder comes on the working day before, Fri 17 Apr at 09:00 UK (08:00 UTC)
+    await harness.submit(ADELE, {"verb": "record.publish", "case_id": "case-rec-1",
+                                 **good_form(held_case(), review_on="2026-04-18")})
+    case = await services.cases.require("case-rec-1")
+    assert [(t.id, t.due_on, t.status) for t in case.tracked if t.kind == "record_review"] == \
+        [("review-s1", date(2026, 4, 18), "open")]
+    key = "case-rec-1:record:review:review-s1:2026-04-18"
+    assert [w.due_at for w in services.due_work.work_for(case) if w.key == key] == \
+        [datetime(2026, 4, 17, 8, 0, tzinfo=UTC)]
+    harness.connector.clear()
+    report = await services.due_work.run_due(datetime(2026, 4, 17, 7, 59, tzinfo=UTC))
+    assert key not in report.ran
+    report = await services.due_work.run_due(datetime(2026, 4, 17, 8, 0, tzinfo=UTC))
+    assert key in report.ran
+    reviews = [c for c in cards_in(harness.connector.messages(f"personal-{ADELE.id}")) if "Review date" in texts(c)]
+    assert len(reviews) == 1 and "Sat 18 Apr 2026" in texts(reviews[0]) and "late" not in texts(reviews[0])
+    validate_card(reviews[0])
+    assert not [s for s in harness.connector.sent if "Review date" in texts(s.body)
+                and s.conversation_id != f"personal-{ADELE.id}"]                  # facilitators only
+    again = await services.due_work.run_due(datetime(2026, 4, 20, 9, 0, tzinfo=UTC))
+    assert key not in again.ran
+    case = await services.cases.require("case-rec-1")
+    assert [t.status for t in case.tracked if t.kind == "record_review"] == ["reminded"]
+    assert not [w for w in services.due_work.work_for(case) if w.kind == "record.review_due"]
 
 
 def test_the_meeting_chat_id_comes_from_the_join_url():
