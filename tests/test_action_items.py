@@ -164,7 +164,16 @@ async def test_owner_marks_done_in_place_and_the_board_updates_in_place(harness:
     status, body = await harness.execute(PATTI, "actions.done", {"case_id": "case-rec-1", "item_id": "s1a1",
                                                                  "done_note": ""})
     assert status == 200 and body["type"] == "application/vnd.microsoft.card.adaptive"
-    assert "Please add a note" in json.dumps(body["value"]) or "add a note" in json.dumps(body["value"])
+    assert "Note: please add a note or reason." in json.dumps(body["value"])
+    # a date in the past: the field is named and the reason typed is still in the card
+    status, body = await harness.execute(PATTI, "actions.new_date", {"case_id": "case-rec-1", "item_id": "s1a1",
+                                                                     "new_due": "2026-03-01",
+                                                                     "new_due_reason": "Clinic moved to Thursday"})
+    validate_card(body["value"])
+    shown = json.dumps(body["value"])
+    assert "New due date can't be in the past." in shown
+    reason = [n for n in _inputs(body["value"]) if n.get("id") == "new_due_reason"]
+    assert reason and reason[0]["value"] == "Clinic moved to Thursday"
     status, body = await harness.execute(PATTI, "actions.done", {"case_id": "case-rec-1", "item_id": "s1a1",
                                                                  "done_note": "Visited on Monday"})
     assert status == 200 and "Marked done" in json.dumps(body["value"])
@@ -205,3 +214,15 @@ async def test_owner_marks_done_in_place_and_the_board_updates_in_place(harness:
     notices = [c for c in to_adele if "Overdue action" in json.dumps(c) and ALEX.name in json.dumps(c)]
     assert notices
     validate_card(notices[0])
+
+
+def _inputs(node):
+    """Every input in a card, however deep (show cards included)."""
+    if isinstance(node, dict):
+        if str(node.get("type", "")).startswith("Input."):
+            yield node
+        for value in node.values():
+            yield from _inputs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _inputs(value)
