@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 
 import pytest
 
+from tests.e2e.identifiers import assert_stack_leaked_nothing
 from tests.e2e.playground import PLAYGROUND_BIN, PlaygroundClient, Stack
 
 
@@ -28,6 +29,7 @@ def stack() -> Iterator[Stack]:
         yield running
     finally:
         running.stop()
+    assert_stack_leaked_nothing(running)      # every case it holds, against every shared activity
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +49,8 @@ def start_stack() -> Iterator[Callable[[Mapping[str, str]], Stack]]:
     finally:
         for running in started:
             running.stop()
+    for running in started:
+        assert_stack_leaked_nothing(running)
 
 
 @pytest.fixture

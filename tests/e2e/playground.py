@@ -948,4 +948,7 @@ def seeded_stack(prefix: str, cases: Iterable[Any], extra_env: Mapping[str, str]
         yield stack
     finally:
         stack.stop()
+    from tests.e2e.identifiers import assert_stack_leaked_nothing
+
+    assert_stack_leaked_nothing(stack)     # every case in its store, against every shared activity
 
