@@ -289,3 +289,41 @@ def test_without_the_evaluation_feature_the_port_falls_back_and_the_card_says_so
                         scores_note=T("tracker.card.no_scores"))
     validate_card(card)
     assert "not available in this installation" in json.dumps(card)
+
+
+def test_the_charts_draw_the_logs_figures(monkeypatch):
+    """What each chart draws (bars, their numbers, labels), read from the figure before it is saved."""
+    import documents.tracker_charts as charts
+
+    drawn: dict[str, dict] = {}
+    real = charts._png
+
+    def capture(fig):
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        drawn[ax.get_title()] = {
+            "bars": [(round(p.get_width(), 2), round(p.get_height(), 2), p.get_hatch()) for p in ax.patches],
+            "numbers": [t.get_text() for t in ax.texts],
+            "x": [t.get_text() for t in ax.get_xticklabels()], "y": [t.get_text() for t in ax.get_yticklabels()],
+            "legend": [t.get_text() for t in ax.get_legend().get_texts()] if ax.get_legend() else []}
+        return real(fig)
+
+    monkeypatch.setattr(charts, "_png", capture)
+    entries = sample_entries()
+    s = stats(entries)
+    sessions_chart(s), timeliness_chart(s), impact_chart(entries)
+
+    sessions = drawn["Sessions recorded per month"]
+    assert sessions["x"] == ["2026-01", "2026-02", "2026-03"]
+    assert [h for _, h, _ in sessions["bars"]] == [2, 1, 1] and sessions["numbers"] == ["2", "1", "1"]
+    timeliness = drawn["Deadlines met (%)"]
+    assert [w for w, _, _ in timeliness["bars"]] == [75.0, 75.0, 100.0]
+    assert timeliness["numbers"] == ["3/4", "3/4", "4/4"]                 # numbers, not colour alone
+    assert timeliness["y"] == ["Session held in time", "Actions sent in time", "Minutes done in time"]
+    assert all(hatch == "//" for _, _, hatch in timeliness["bars"])
+    impact = drawn["Evaluation: before and after (0-5)"]
+    heights = [h for _, h, _ in impact["bars"]]
+    assert heights == [2.0, 1.5, 3.0, 3.0, 3.5, 4.0]          # before, then after, for the three scored sessions
+    assert [hatch for _, _, hatch in impact["bars"]] == [None] * 3 + [".."] * 3   # after is hatched too
+    assert impact["legend"] == ["Before", "After"]
+    assert impact["x"] == ["AB10/1", "AB11/1", "AB13/1"]      # references' tails, nothing identifying
