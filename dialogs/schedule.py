@@ -292,6 +292,12 @@ class ScheduleFlow:
 
     # --- answers -------------------------------------------------------------------------------
     async def _respond(self, turn: Turn, response: Response) -> None:
+        if not turn.is_personal:        # the invitation names the child: never answer it where others see
+            if turn.activity.type == "invoke":
+                turn.answer_with_message(turn.t("schedule.answer_in_personal"))
+            else:
+                await turn.send_text(turn.t("schedule.answer_in_personal"))
+            return
         case_id = _case_id(turn)
         inputs = _inputs(turn)
         reason, colleague = str(inputs.get("decline_reason", "")), str(inputs.get("colleague", ""))

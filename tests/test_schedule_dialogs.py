@@ -314,3 +314,33 @@ async def test_schedule_command_gives_the_lead_their_cards(only_scheduling: BotH
     assert case.reference in card_text(card) and first_slot(card)
     replies = await harness.say(ISAIAH, "schedule")            # a facilitator, not the lead
     assert not any(r.cards for r in replies) and "not the lead facilitator" in replies[-1].text
+
+
+async def test_an_answer_from_a_channel_or_group_chat_never_shows_the_child(only_scheduling: BotHarness, clock):
+    """The invitation names the child, so it is answered only in personal chat: a confirm, decline or
+    authority sent from a channel or group chat is refused there (politely), changes nothing and
+    shows nothing of the case."""
+    harness = only_scheduling
+    case_id = await seeded(harness, clock)
+    (scheduling,) = [c for c in cards_to(harness.connector.sent, "personal-user-id-2")
+                     if "Schedule the session" in card_text(c)]
+    await harness.execute(ADELE, "schedule.submit", execute_data("schedule.submit", case_id,
+                                                                 slot=first_slot(scheduling)))
+    for kind, where in (("channel", "19:coordinators@thread.tacv2"), ("groupChat", "19:group@thread.v2")):
+        for verb, inputs in (("schedule.confirm", {}), ("schedule.authority", {}),
+                             ("schedule.decline", {"decline_reason": "", "colleague": "Dr Synthetic Colleague"}),
+                             ("schedule.decline", {"decline_reason": "Clinic", "colleague": ""})):
+            harness.connector.clear()
+            status, body = await harness.execute(PATTI, verb, execute_data(verb, case_id, **inputs),
+                                                 conversation_type=kind, conversation_id=where)
+            assert status == 200, body
+            shown = json.dumps(body, ensure_ascii=False) + json.dumps([s.body for s in harness.connector.sent])
+            assert "personal chat" in shown
+            for identifier in ("Zebedee", "Synthetic Street", "2017"):
+                assert identifier not in shown, (kind, verb)
+            replies = await harness.submit(PATTI, execute_data(verb, case_id, **inputs),
+                                           conversation_type=kind, conversation_id=where)
+            assert replies and all("Zebedee" not in json.dumps(s.body) for s in replies)
+    case = await harness.parts.services.cases.require(case_id)
+    patti = next(i for i in case.request.invitees if i.email == "pattif@example.com")
+    assert patti.status == InviteStatus.INVITED                    # nothing was answered from there
