@@ -215,8 +215,9 @@ def timeline_png(merged: MergedChronology, *, title: str = "", dpi: int = 130) -
     axes.axvline(merged.window_start, color="#555555", linestyle="--", linewidth=1)   # type: ignore[arg-type]
     axes.text(merged.window_start, -0.62, " window starts", fontsize=8, color="#333333", va="top")  # type: ignore[arg-type]
     if any(p.outside_window and p.x < merged.window_start for p in points):
-        axes.text(x_range[0], -0.62, " before the window", fontsize=8, color="#666666", va="top",  # type: ignore[arg-type]
-                  style="italic")
+        # at the foot of the shaded band: at the top it ran into "window starts" when the band is narrow
+        axes.text(x_range[0], max(1, len(lanes)) - 0.34, " before the window", fontsize=8,  # type: ignore[arg-type]
+                  color="#666666", va="bottom", style="italic")
     if merged.window_end and merged.window_end > merged.window_start:
         axes.axvline(merged.window_end, color="#555555", linestyle=":", linewidth=1)   # type: ignore[arg-type]
         axes.text(merged.window_end, -0.62, " session", fontsize=8, color="#333333", va="top")  # type: ignore[arg-type]

@@ -100,3 +100,27 @@ def test_the_document_says_when_the_social_worker_has_not_merged_yet():
     merged.merged_by = "social_worker"
     document = docx.Document(io.BytesIO(chronology_docx(merged)))
     assert "Merged by the social worker: not yet" in [p.text for p in document.paragraphs]
+
+
+def test_the_window_labels_do_not_overlap(monkeypatch):
+    """Looking at the picture: "before the window" and "window starts" were drawn over each other."""
+    import matplotlib.figure
+
+    made = []
+
+    class Capturing(matplotlib.figure.Figure):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(matplotlib.figure, "Figure", Capturing)
+    timeline_png(sample())
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    figure = made[0]
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    labels = {t.get_text().strip(): t.get_window_extent(renderer) for t in figure.axes[0].texts}
+    boxes = [labels[name] for name in ("before the window", "window starts", "session")]
+    for i, box in enumerate(boxes):
+        for other in boxes[i + 1:]:
+            assert not box.overlaps(other), (box, other)
