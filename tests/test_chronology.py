@@ -237,6 +237,20 @@ def test_dates_of_the_stage_come_from_the_profile():
     assert dates.pack == date(2026, 1, 16)                     # 2 working days before the session
 
 
+def test_a_profile_that_sets_its_own_window_and_lead_times_is_followed():
+    import dataclasses
+
+    case = scheduled_case()
+    bolton = load_preset("bolton")
+    profile = dataclasses.replace(bolton, timescales=dataclasses.replace(
+        bolton.timescales, chronology_window_months=6, chronology_due_working_days_before=3,
+        chronology_reminder_working_days_before_due=1))
+    dates = chronology_dates(case, Deadlines(profile, WorkingCalendar(profile.nation)))
+    assert dates.window_start == date(2025, 6, 1)              # 6 months before the request of 1 Dec 2025
+    assert dates.due == date(2026, 1, 15)                      # 3 working days before Tue 20 Jan
+    assert dates.reminder == date(2026, 1, 14)                 # 1 working day before the due date
+
+
 # --- file rows ---------------------------------------------------------------------------------------------
 
 ROWS = [
