@@ -158,12 +158,16 @@ class RequestFlow:
         await turn.send_card(step_card(turn.t, profile, outcome, outcome.step), turn.t("request.title"))
 
     async def resume(self, turn: Turn) -> None:
+        if not await self._personal(turn):     # a draft holds the child's details
+            return
         draft = await self.requests.existing_draft(turn.actor)
         if draft is None or draft.id != _id(turn, "draft_id"):
             raise StaleDraft("no such draft")
         await turn.send_card(risk_card(turn.t, resume=True), turn.t("request.risk.title"))
 
     async def restart(self, turn: Turn) -> None:
+        if not await self._personal(turn):     # a draft holds the child's details
+            return
         draft = await self.requests.existing_draft(turn.actor)
         if draft is None or draft.id != _id(turn, "draft_id"):
             raise StaleDraft("no such draft")
@@ -181,22 +185,32 @@ class RequestFlow:
         await turn.send_card(step_card(turn.t, profile, draft, draft.step, errors), turn.t("request.title"))
 
     async def next(self, turn: Turn) -> None:
+        if not await self._personal(turn):     # a draft holds the child's details
+            return
         draft, errors = await self.requests.next_step(turn.actor, _id(turn, "draft_id"), self._step(turn), _inputs(turn))
         await self._show(turn, draft, errors)
 
     async def back(self, turn: Turn) -> None:
+        if not await self._personal(turn):     # a draft holds the child's details
+            return
         draft = await self.requests.previous_step(turn.actor, _id(turn, "draft_id"), self._step(turn), _inputs(turn))
         await self._show(turn, draft)
 
     async def save(self, turn: Turn) -> None:
+        if not await self._personal(turn):     # a draft holds the child's details
+            return
         await self.requests.save_step(turn.actor, _id(turn, "draft_id"), self._step(turn), _inputs(turn))
         await turn.send_text(turn.t("request.saved"))
 
     async def cancel(self, turn: Turn) -> None:
+        if not await self._personal(turn):     # a draft holds the child's details
+            return
         await self.requests.cancel(turn.actor, _id(turn, "draft_id"))
         await turn.send_text(turn.t("request.cancelled"))
 
     async def add_row(self, turn: Turn) -> None:
+        if not await self._personal(turn):     # a draft holds the child's details
+            return
         draft_id = _id(turn, "draft_id")
         try:
             draft = await self.requests.add_row(turn.actor, draft_id, self._step(turn), _inputs(turn))
@@ -209,11 +223,15 @@ class RequestFlow:
         await self._show(turn, draft)
 
     async def edit_row(self, turn: Turn) -> None:
+        if not await self._personal(turn):     # a draft holds the child's details
+            return
         draft = await self.requests.edit_row(turn.actor, _id(turn, "draft_id"), self._step(turn),
                                              _id(turn, "item_id"), _inputs(turn))
         await self._show(turn, draft)
 
     async def remove_row(self, turn: Turn) -> None:
+        if not await self._personal(turn):     # a draft holds the child's details
+            return
         draft = await self.requests.remove_row(turn.actor, _id(turn, "draft_id"), self._step(turn),
                                                _id(turn, "item_id"), _inputs(turn))
         await self._show(turn, draft)

@@ -4,6 +4,7 @@ decisions, the Norfolk manager, facilitator assignment and ``my sessions``."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -779,3 +780,29 @@ async def test_a_double_submit_makes_one_case(bot: Bot):
     summaries = [s for s in bot.connector.sent if "Sent to the coordinators" in str(s.cards)]
     assert len(summaries) == 1
     assert len(bot.channel_posts()) == 1
+
+
+async def test_no_step_of_a_draft_is_shown_outside_personal_chat(bot: Bot):
+    """A draft holds the child's and family's details: every draft verb sent from a channel or group
+    chat (say a crafted payload with the requester's real draft id) is refused there, shows nothing
+    of the draft, and changes nothing."""
+    card = await begin(bot)
+    values = step_values()
+    card = cards_of(await bot.press(ALEX, card, "request.next", **values["requester"]))[-1]
+    card = cards_of(await bot.press(ALEX, card, "request.next", **values["child"]))[-1]
+    draft_id = action_data(card, "request.next")["draft_id"]
+    before = await bot.services.features["requests"].existing_draft(bot.services.actor(ALEX.id))
+    for kind, where in (("channel", CHANNEL), ("groupChat", "19:group@thread.v2")):
+        for verb, extra in (("request.next", {"phase": "family"}), ("request.back", {"phase": "family"}),
+                            ("request.save", {"phase": "family"}), ("request.row.add", {"phase": "family"}),
+                            ("request.row.edit", {"phase": "family", "item_id": "x"}),
+                            ("request.row.remove", {"phase": "family", "item_id": "x"}),
+                            ("request.resume", {}), ("request.restart", {}), ("request.cancel", {}),
+                            ("request.start", {}), ("request.risk", {"immediate_risk": "no", "phase": "resume"})):
+            replies = await bot.harness.submit(ALEX, {"verb": verb, "draft_id": draft_id, **extra},
+                                               conversation_type=kind, conversation_id=where)
+            shown = json.dumps([s.body for s in replies], ensure_ascii=False)
+            assert replies and "personal chat" in shown, (kind, verb, shown)
+            assert "Zebedee" not in shown and "Synthetic Street" not in shown, (kind, verb)
+    after = await bot.services.features["requests"].existing_draft(bot.services.actor(ALEX.id))
+    assert after is not None and after.id == before.id and after.values == before.values
