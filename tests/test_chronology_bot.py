@@ -334,6 +334,33 @@ async def test_the_session_pack_goes_to_the_facilitators_with_picture_document_e
     assert not any("Session pack" in texts(c) for c in cards_in(bot.connector.sent[again:]))
 
 
+async def test_the_pack_shows_the_real_pre_session_evaluations_answered_so_far(bot: BotHarness, validate_card):
+    """No port injected: the pack reads the evaluation feature's own stored answers."""
+    from supervision.evaluation import EvaluationResponse, EvaluationStore, Phase, attendees
+
+    services = bot.parts.services
+    assert EVALUATION_PORT not in services.features
+    case = await services.cases.require(CASE)
+    people = attendees(case)
+    assert len(people) >= 3
+
+    def answer(doc):
+        for person, score, why in ((people[0], 3, "Nobody owns the plan"), (people[1], 4, "")):
+            doc.responses[f"pre:{person.key}"] = EvaluationResponse(
+                respondent=person.key, name=person.name, agency=person.agency, phase=Phase.PRE, score=score, why=why)
+
+    await EvaluationStore(services.store).update(CASE, case.session.number, answer)
+    await bot.say(FAC, "help")
+    before = len(bot.connector.sent)
+    await services.due_work.run_due(datetime(2026, 1, 16, 9, 0, tzinfo=UTC))
+    packs = [c for s in bot.connector.sent[before:] if s.conversation_id == "personal-user-fac" for c in s.cards
+             if T("pack.title", reference=scheduled_case().reference) in texts(c)]
+    assert len(packs) == 1
+    validate_card(packs[0])
+    shown = texts(packs[0])
+    assert f"2 of {len(people)}" in shown and "3.5 / 5" in shown and "Nobody owns the plan" in shown
+
+
 async def test_the_pack_goes_to_attendees_too_when_the_profile_says_so(make_config, clock, store, tmp_path: Path):
     profile = tmp_path / "share.toml"
     profile.write_text('extends = "bolton"\nid = "bolton_share"\n[record]\nshare_pack_with_attendees = true\n')
