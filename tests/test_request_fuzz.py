@@ -90,6 +90,8 @@ async def test_random_submits_never_crash(prepared, payload: dict[str, Any], use
     extra = {"conversation_type": "channel", "conversation_id": CHANNEL} if in_channel else {}
     replies = await bot.harness.submit(user, payload, **extra)    # asserts HTTP 200
     _polite(replies)
+    if in_channel:      # nothing of the case's child or family ever shows in a channel
+        assert "Zebedee" not in str([s.body for s in replies]), payload
 
 
 @FUZZ

@@ -98,10 +98,14 @@ async def test_random_invokes_answer_200_with_a_message_or_card(prepared: BotHar
 
 
 @FUZZ
-@given(payload=payloads(), user=st.sampled_from([ADELE, PATTI, STRANGER]))
-async def test_random_submits_never_crash(prepared: BotHarness, payload: dict[str, Any], user: User) -> None:
-    replies = await prepared.submit(user, payload)       # asserts HTTP 200
+@given(payload=payloads(), user=st.sampled_from([ADELE, PATTI, STRANGER]), in_channel=st.booleans())
+async def test_random_submits_never_crash(prepared: BotHarness, payload: dict[str, Any], user: User,
+                                          in_channel: bool) -> None:
+    extra = {"conversation_type": "channel", "conversation_id": "19:coordinators@thread.tacv2"} if in_channel else {}
+    replies = await prepared.submit(user, payload, **extra)       # asserts HTTP 200
     assert replies, "the bot said nothing"
     for sent in replies:
         assert sent.text or sent.cards, sent.body
         assert TURN_ERROR not in sent.text, sent.text
+        if in_channel:      # nothing of the case's child or family ever shows in a channel
+            assert "Zebedee" not in str(sent.body), payload
