@@ -420,3 +420,24 @@ def test_the_record_document_says_when_no_evaluations_came_back():
     assert not any(t.rows[0].cells[0].text == "Attendee" for t in doc.tables)
     without = Document(io.BytesIO(render_record(record_document(T, case, profile, record))))
     assert "Pre- and post-session evaluation" not in "\n".join(p.text for p in without.paragraphs)
+
+
+@pytest.mark.parametrize("profile_id", sorted(PROFILES))
+def test_each_profiles_model_sections_are_asked_and_kept(profile_id):
+    """Every preset: the full record asks each section of its own model (Signs of Safety's worries,
+    what is working well, what needs to happen in Norfolk; Kolb in Argyll; Gwent's balancing...)."""
+    profile = PROFILES[profile_id]
+    case = held_case(profile_id=profile_id)
+    blank = {k: v for k, v in good_form(case).items() if not k.startswith("section_")}
+    with pytest.raises(ValidationFailed) as excinfo:
+        parse(blank, case, profile, TODAY, full=True)
+    missing = {f for f, key in errors_of(excinfo).items() if key == "record.error.required" and f.startswith("section_")}
+    assert missing == {f"section_{s.key}" for s in profile.model.sections}
+    filled = {**blank, **{f"section_{s.key}": f"Reflected on {s.key}." for s in profile.model.sections}}
+    record = parse(filled, case, profile, TODAY, full=True)
+    assert record.sections == {s.key: f"Reflected on {s.key}." for s in profile.model.sections}
+
+
+def test_norfolk_asks_the_signs_of_safety_questions():
+    keys = {s.key for s in PROFILES["norfolk"].model.sections}
+    assert {"worries", "working_well", "needs_to_happen"} <= keys
