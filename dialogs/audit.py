@@ -87,6 +87,11 @@ def register(router: Router, services: Services) -> list[Any]:
     async def show(turn: Turn) -> None:
         values = {name: str(turn.action.inputs.get(name, "")) for name in FIELDS} if turn.action else {}
         try:
+            await reader.ensure_allowed(turn.actor)          # before the filter looks up any case
+        except Forbidden:
+            await turn.send_text(turn.t("audit.refused"))
+            return
+        try:
             filter_ = await parse_filter(values, retention)
         except ValidationFailed as failed:
             messages = [turn.t("audit.field_error", label=turn.t(f"audit.filter_{e.field.split('_', 1)[1]}"),

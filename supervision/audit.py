@@ -93,6 +93,11 @@ class AuditReader:
                                     allowed=False)
             raise
 
+    async def ensure_allowed(self, actor: Actor) -> None:
+        """Refuse (and audit the refusal) before anything else is looked at, such as a case named in
+        the filter: a refused reader learns nothing, not even whether a case exists."""
+        await self._allowed(actor, "audit.read", AuditFilter())
+
     async def _entries(self, filter_: AuditFilter) -> list[dict[str, Any]]:
         entries = await self.audit.entries(filter_.case_id or None)
         return [e for e in entries if filter_.matches(e)]

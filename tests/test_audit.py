@@ -189,3 +189,17 @@ async def test_others_are_refused_and_the_refusal_is_audited(bot: BotHarness) ->
 async def test_audit_log_works_only_in_personal_chat(bot: BotHarness) -> None:
     replies = await bot.say(LYNNE, "audit log", conversation_type="groupChat", conversation_id="19:group@thread.v2")
     assert "personal chat" in replies[-1].text
+
+
+async def test_a_refused_reader_learns_nothing_from_the_case_filter(bot: BotHarness, clock: FixedClock) -> None:
+    """The case filter is looked up only for administrators: to anyone else a real reference and an
+    unknown one get the same refusal (no "no such case" oracle), and the refusal is audited."""
+    case = await bot.parts.services.cases.create(requested_case(clock))
+    answers = []
+    for wanted in (case.reference, "MAGS-NOPE-000000-0000"):
+        replies = await bot.submit(ALEX, {"verb": "audit.filter", "audit_case": wanted})
+        assert not cards_of(replies)
+        answers.append(replies[-1].text)
+    assert answers[0] == answers[1] and "administrators" in answers[0]
+    refused = [e for e in await bot.parts.services.audit.entries() if e["action"] == "audit.read"]
+    assert [(e["actor"], e["allowed"]) for e in refused] == [(ALEX.id, False), (ALEX.id, False)]
