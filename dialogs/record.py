@@ -279,6 +279,8 @@ def register(router: Router, services: Services) -> list[Any]:
                 await turn.send_text(turn.t("command.not_here", command="record session"))
             return
         if len(cases) > 1:
+            await services.audit.record(actor=turn.actor.audit_name, action="record.list_cases",
+                                        what=f"{len(cases)} case reference(s)", why="record session")
             await turn.send_card(pick_case_card(turn.t, cases), turn.t("record.pick.title"))
             return
         case, doc = await uc.open(turn.actor, cases[0].id)

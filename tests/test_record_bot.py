@@ -220,6 +220,22 @@ async def test_the_facilitator_is_reminded_on_the_review_date_once(harness: BotH
     assert not [w for w in services.due_work.work_for(case) if w.kind == "record.review_due"]
 
 
+async def test_a_facilitator_with_two_held_sessions_picks_one_and_the_listing_is_audited(harness: BotHarness, clock,
+                                                                                          validate_card):
+    services = harness.parts.services
+    clock.set(held_case().session.held_at + timedelta(days=1))
+    first, second = held_case(), held_case("case-rec-2")
+    for case in (first, second):
+        await services.cases.create(case)
+    replies = await harness.say(ADELE, "record session")
+    picker = cards_in(replies)[-1]
+    validate_card(picker)
+    assert first.reference in texts(picker) and second.reference in texts(picker)
+    assert find_identifiers(texts(picker), IDENTIFIERS) == []
+    listed = [e for e in await services.audit.entries() if e["action"] == "record.list_cases"]
+    assert len(listed) == 1 and listed[0]["actor"] == ADELE.id and listed[0]["what"] == "2 case reference(s)"
+
+
 def test_the_meeting_chat_id_comes_from_the_join_url():
     from supervision.record import meeting_chat_id
 
