@@ -302,7 +302,9 @@ def full_request(t: Catalogue, case: Case, clip: int | None = None) -> list[Json
     if r.family:
         blocks.append(heading(t(s + "family")))
         blocks.append(facts([(_label(t, "request.relationship", m.relationship),
-                              ", ".join(x for x in (m.name, _date(m.date_of_birth), m.address) if x))
+                              ", ".join(x for x in (m.name + (f" ({m.also_known_as})" if m.also_known_as else ""),
+                                                    _date(m.date_of_birth), m.gender,
+                                                    m.ethnicity, m.disability, m.address) if x))
                              for m in r.family]))
     trigger = _label(t, "request.trigger", r.trigger) + (f": {_clip(r.trigger_other, clip)}" if r.trigger_other else "")
     pairs = [(t(s + "requester"), ", ".join(x for x in (r.requester.name, r.requester.role, r.requester.organisation,

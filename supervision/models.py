@@ -89,6 +89,7 @@ class FamilyMember:
     gender: str = ""
     ethnicity: str = ""
     disability: str = ""
+    also_known_as: str = ""
 
 
 @dataclass
@@ -229,7 +230,7 @@ def identifiers_of(request: RequestDetails) -> list[str]:
     child = request.child
     people: list[tuple[str, date | None, str]] = [(child.full_name, child.date_of_birth, child.address)]
     people += [(m.name, m.date_of_birth, m.address) for m in request.family]
-    names = [child.forename, child.surname, child.also_known_as]
+    names = [child.forename, child.surname, child.also_known_as, *(m.also_known_as for m in request.family)]
     for name, dob, address in people:
         names.append(name)
         names.extend(name.split())

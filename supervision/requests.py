@@ -78,7 +78,7 @@ class FieldSpec:
 
 FAMILY_FIELDS = (
     FieldSpec("relationship", "choice", RELATIONSHIPS, required=True), FieldSpec("name", required=True),
-    FieldSpec("date_of_birth", "date"), FieldSpec("gender"), FieldSpec("ethnicity"), FieldSpec("disability"),
+    FieldSpec("also_known_as"), FieldSpec("date_of_birth", "date"), FieldSpec("gender"), FieldSpec("ethnicity"), FieldSpec("disability"),
     FieldSpec("address", "multiline"),
 )
 INVITEE_FIELDS = (
@@ -333,7 +333,8 @@ def details_from(profile: Profile, draft: Draft, actor: Actor) -> RequestDetails
             get = lambda name, row=row: v.get(row_key("family", row, name), "")  # noqa: E731
             family.append(FamilyMember(relationship=get("relationship"), name=get("name"),
                                        date_of_birth=parse_date(get("date_of_birth")), address=get("address"),
-                                       gender=get("gender"), ethnicity=get("ethnicity"), disability=get("disability")))
+                                       gender=get("gender"), ethnicity=get("ethnicity"), disability=get("disability"),
+                                       also_known_as=get("also_known_as")))
     invitees = []
     for row in draft.invitee_rows:
         if _row_filled(draft, "invitees", row):

@@ -56,7 +56,8 @@ def sample_case(state: CaseState = CaseState.REQUESTED) -> Case:
         child=ChildDetails(forename="Zebedee", surname="Example", also_known_as="Zeb", date_of_birth=date(2015, 3, 14),
                            address="1 Synthetic Street, Faketown"),
         family=[FamilyMember(relationship="mother", name="Mabel Example", date_of_birth=date(1990, 7, 2),
-                             address="1 Synthetic Street, Faketown")],
+                             address="1 Synthetic Street, Faketown", also_known_as="Mab Sample", gender="Female",
+                             ethnicity="Synthetic Ethnicity", disability="Synthetic Disability")],
         level_of_need="Early Help", current_plan="child_in_need",
         lead_professional=Person(name="Patti Fernandez", email="pattif@example.com", organisation="GP"),
         reason="Zebedee Example is stuck.", trigger="other", trigger_other="Zebedee's move to 1 Synthetic Street",
@@ -130,8 +131,11 @@ def test_channel_card_has_no_identifiers_even_when_free_text_has_them():
     assert find_identifiers(shown, identifiers_of(case.request)) == []
     for needed in ("MAGS-BOL-260105-ABCD", "Early Help", "GP, Police", "Other", "Mon 12 Jan 2026"):
         assert needed in shown
-    # the personal-chat cards do show them
-    assert "Zebedee" in str(decision_card(T, case, date(2026, 1, 12)))
+    # the personal-chat cards do show them, and every field of a family member
+    full = str(decision_card(T, case, date(2026, 1, 12)))
+    assert "Zebedee" in full
+    for field_value in ("Mabel Example (Mab Sample)", "Female", "Synthetic Ethnicity", "Synthetic Disability"):
+        assert field_value in full
 
 
 def test_picker_cards_validate_for_one_and_two_facilitators(validate_card):

@@ -64,6 +64,21 @@ def test_a_good_request_passes_every_step_and_builds_the_details():
     assert details.requester.address == "Faketown Council, 2 Office Way"
 
 
+def test_family_members_have_the_childs_fields_and_their_other_names_are_identifiers():
+    from supervision.models import identifiers_of
+
+    d = good()
+    d.values.update({"family.f1.also_known_as": "Yoyo Sample", "family.f1.gender": "Female",
+                     "family.f1.ethnicity": "White British", "family.f1.disability": "None known",
+                     "family.f1.date_of_birth": "2012-06-01", "family.f1.address": "1 Synthetic Street"})
+    assert validate_all(BOLTON, d, TODAY) == []
+    member = details_from(BOLTON, d, Actor("u1", email="alexw@example.com")).family[0]
+    assert (member.name, member.also_known_as, member.gender, member.ethnicity, member.disability) == \
+        ("Yolanda Example", "Yoyo Sample", "Female", "White British", "None known")
+    found = identifiers_of(details_from(BOLTON, d, Actor("u1")))
+    assert "Yoyo Sample" in found
+
+
 @pytest.mark.parametrize("raw,expected", [
     ("2015-03-14", date(2015, 3, 14)), ("14/03/2015", date(2015, 3, 14)), ("2024-02-29", date(2024, 2, 29)),
     ("2023-02-29", None), ("31/04/2015", None), ("2015-13-01", None), ("yesterday", None), ("", None),
