@@ -37,13 +37,15 @@ from msrest import Deserializer
 
 from bot.connector import ConnectorPool, PooledAuthentication
 from bot.credentials_inbound import AcceptedTokens, KeysUnavailable, OpenIdKeys
+from bot.wire import WireReader
 from supervision.catalogue import Catalogue
 
 log = logging.getLogger(__name__)
 
 # What ``Activity().deserialize(body)`` does, without rebuilding the schema's model table and its
-# Deserializer for every request (msrest ``Model.deserialize``).
-ACTIVITY_DESERIALIZER = Deserializer(Activity._infer_class_models())
+# Deserializer for every request (msrest ``Model.deserialize``), and from a per-class plan
+# (bot/wire.py ``WireReader``: the same result, msrest's own code for any unusual value).
+ACTIVITY_DESERIALIZER = WireReader(Deserializer(Activity._infer_class_models()))
 
 
 def redacted_traceback(error: BaseException) -> str:

@@ -40,6 +40,7 @@ from msrest.pipeline.universal import RawDeserializer
 from msrest.universal_http.aiohttp import AioHttpClientResponse
 
 from bot.credentials import CachedAppCredentials
+from bot.wire import WireSerializer
 
 log = logging.getLogger(__name__)
 
@@ -181,8 +182,11 @@ class ConnectorPool:
     def _adopt(self, client: ConnectorClient) -> None:
         """Keep the SDK client, swap its pipeline for ours. Client-side validation of outgoing
         activities is off: the schema's models declare no constraints to check, and it costs a
-        third of serialising each reply."""
+        third of serialising each reply. Bodies are serialised by ``WireSerializer``."""
         client._serialize.client_side_validation = False
+        # request bodies (replies, updates) written by bot/wire.py's WireWriter: msrest's result,
+        # without body()'s deserialising pass and per-value lookups; the operations share this object
+        client._serialize.__class__ = WireSerializer
         config = client.config
         config.pipeline = AsyncPipeline(
             [config.user_agent_policy, BearerPolicy(config.credentials), RetryPolicy(), RawDeserializer(),

@@ -36,6 +36,7 @@ from botbuilder.schema import (
 )
 
 from bot.connector import CALLER_RETRIES
+from bot.wire import schema_writer
 from supervision.duework import PermanentDeliveryFailure
 from supervision.ports import DocumentStore
 
@@ -299,7 +300,7 @@ class Proactive:
         """Keep the reference of the conversation this activity came from (personal chats per user,
         channels and group chats per conversation)."""
         reference = TurnContext.get_conversation_reference(activity)
-        data = reference.serialize()
+        data = schema_writer().serialize(reference)   # reference.serialize(), bot/wire.py
         # The id of the activity being answered changes every turn, and a stored one is never used:
         # botbuilder's continue_conversation answers a fresh continuation activity of its own. Kept,
         # it made every turn rewrite these references (a journaled, fsynced write each).
