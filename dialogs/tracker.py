@@ -16,8 +16,9 @@ from bot.routing import Router
 from bot.services import Services
 from bot.turn import Turn
 from cards.tracker import tracker_card
-from documents.tracker_charts import PNG_TYPE, impact_chart, sessions_chart, timeliness_chart
+from documents.tracker_charts import PNG_TYPE, WORDS, impact_chart, sessions_chart, timeliness_chart
 from documents.tracker_export import CSV_TYPE, XLSX_TYPE, to_csv, to_xlsx
+from supervision.catalogue import Catalogue
 from supervision.errors import Forbidden
 from supervision.models import Case
 from supervision.tracker import PartnershipLog, Scores, ScoresFor, TrackerEntry, stats
@@ -49,6 +50,11 @@ def evaluation_scores(services: Services) -> ScoresFor | None:
     return scores
 
 
+def chart_words(t: Catalogue) -> dict[str, str]:
+    """The words on the charts, from the catalogue ([tracker.chart])."""
+    return {key: t(f"tracker.chart.{key}") for key in WORDS}
+
+
 def register(router: Router, services: Services) -> list[Any]:
     scores_for = evaluation_scores(services)
     tracker = PartnershipLog(store=services.store, audit=services.audit, clock=services.clock,
@@ -72,8 +78,9 @@ def register(router: Router, services: Services) -> list[Any]:
                 return FileBody(f"{name}.xlsx", XLSX_TYPE, to_xlsx(entries))
             chart = request.arg
             s = stats(entries)
-            content = {"sessions": lambda: sessions_chart(s), "timeliness": lambda: timeliness_chart(s),
-                       "impact": lambda: impact_chart(entries)}[chart]()
+            words = chart_words(Catalogue.for_language(services.config.language))
+            content = {"sessions": lambda: sessions_chart(s, words), "timeliness": lambda: timeliness_chart(s, words),
+                       "impact": lambda: impact_chart(entries, words)}[chart]()
             return FileBody(f"{name}-{chart}.png", PNG_TYPE, content, inline=True)
 
         for kind in ("tracker.csv", "tracker.xlsx", "tracker.chart"):
@@ -92,8 +99,9 @@ def register(router: Router, services: Services) -> list[Any]:
         if entries:
             pictures = {"sessions": b"", "timeliness": b"", "impact": b""}
             if downloads is None:
-                pictures = {"sessions": sessions_chart(s), "timeliness": timeliness_chart(s),
-                            "impact": impact_chart(entries)}
+                words = chart_words(turn.t)
+                pictures = {"sessions": sessions_chart(s, words), "timeliness": timeliness_chart(s, words),
+                            "impact": impact_chart(entries, words)}
             for name, png in pictures.items():
                 alt = turn.t(f"tracker.card.chart_{name}")
                 if downloads is not None:      # served by the bot: keeps the message small

@@ -4,6 +4,7 @@ bars carry their numbers and hatching, so nothing depends on colour alone."""
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from supervision.tracker import TrackerEntry, TrackerStats
@@ -14,6 +15,17 @@ if TYPE_CHECKING:
 PNG_TYPE = "image/png"
 SIZE = (6.0, 3.2)
 DPI = 80
+# The words on the charts. The bot passes them from the message catalogue ([tracker.chart],
+# dialogs/tracker.py chart_words); these defaults serve tests and benchmarks only.
+WORDS = {"sessions_title": "Sessions recorded per month", "sessions_axis": "Sessions",
+         "timeliness_title": "Deadlines met (%)", "timeliness_axis": "% on time", "no_data": "no data",
+         "session": "Session held in time", "actions": "Actions sent in time", "minutes": "Minutes done in time",
+         "impact_title": "Evaluation: before and after (0-5)", "impact_axis": "Mean score", "before": "Before",
+         "after": "After", "no_scores": "No evaluation scores yet"}
+
+
+def _words(words: Mapping[str, str] | None) -> dict[str, str]:
+    return {**WORDS, **(words or {})}
 
 
 def _pyplot() -> Any:
@@ -36,14 +48,15 @@ def _png(fig: plt.Figure) -> bytes:
     return out.getvalue()
 
 
-def sessions_chart(stats: TrackerStats, title: str = "Sessions recorded per month") -> bytes:
+def sessions_chart(stats: TrackerStats, words: Mapping[str, str] | None = None) -> bytes:
+    w = _words(words)
     fig, ax = _pyplot().subplots(figsize=SIZE)
     months = list(stats.by_month) or ["-"]
     counts = [stats.by_month.get(m, 0) for m in months]
     bars = ax.bar(months, counts, color="#4472c4", edgecolor="black")
     ax.bar_label(bars)
-    ax.set_title(title)
-    ax.set_ylabel("Sessions")
+    ax.set_title(w["sessions_title"])
+    ax.set_ylabel(w["sessions_axis"])
     ax.set_ylim(0, max(counts + [1]) * 1.25)
     from matplotlib.ticker import MaxNLocator
 
@@ -51,24 +64,23 @@ def sessions_chart(stats: TrackerStats, title: str = "Sessions recorded per mont
     return _png(fig)
 
 
-def timeliness_chart(stats: TrackerStats, labels: dict[str, str] | None = None,
-                     title: str = "Deadlines met (%)") -> bytes:
-    labels = labels or {"session": "Session held in time", "actions": "Actions sent in time",
-                        "minutes": "Minutes done in time"}
+def timeliness_chart(stats: TrackerStats, words: Mapping[str, str] | None = None) -> bytes:
+    w = _words(words)
     fig, ax = _pyplot().subplots(figsize=SIZE)
     names = list(stats.timeliness)
     percents = [100 * on / known if known else 0 for on, known in stats.timeliness.values()]
-    bars = ax.barh([labels.get(n, n) for n in names], percents, color="#70ad47", edgecolor="black", hatch="//")
-    ax.bar_label(bars, labels=[f"{on}/{known}" if known else "no data" for on, known in stats.timeliness.values()],
+    bars = ax.barh([w.get(n, n) for n in names], percents, color="#70ad47", edgecolor="black", hatch="//")
+    ax.bar_label(bars, labels=[f"{on}/{known}" if known else w["no_data"] for on, known in stats.timeliness.values()],
                  padding=3)
     ax.set_xlim(0, 115)
-    ax.set_xlabel("% on time")
-    ax.set_title(title)
+    ax.set_xlabel(w["timeliness_axis"])
+    ax.set_title(w["timeliness_title"])
     ax.invert_yaxis()
     return _png(fig)
 
 
-def impact_chart(entries: list[TrackerEntry], title: str = "Evaluation: before and after (0-5)") -> bytes:
+def impact_chart(entries: list[TrackerEntry], words: Mapping[str, str] | None = None) -> bytes:
+    w = _words(words)
     scored = [e for e in entries if e.pre_mean is not None or e.post_mean is not None]
     fig, ax = _pyplot().subplots(figsize=SIZE)
     if scored:
@@ -76,14 +88,14 @@ def impact_chart(entries: list[TrackerEntry], title: str = "Evaluation: before a
         width = 0.4
         pre = [e.pre_mean or 0 for e in scored]
         post = [e.post_mean or 0 for e in scored]
-        ax.bar([i - width / 2 for i in x], pre, width, label="Before", color="#bfbfbf", edgecolor="black")
-        ax.bar([i + width / 2 for i in x], post, width, label="After", color="#4472c4", edgecolor="black", hatch="..")
+        ax.bar([i - width / 2 for i in x], pre, width, label=w["before"], color="#bfbfbf", edgecolor="black")
+        ax.bar([i + width / 2 for i in x], post, width, label=w["after"], color="#4472c4", edgecolor="black", hatch="..")
         ax.set_xticks(list(x), [f"{e.reference[-4:]}/{e.session_number}" for e in scored], rotation=30, fontsize=8)
         ax.legend(loc="upper left")
     else:
-        ax.text(0.5, 2.5, "No evaluation scores yet", ha="center", va="center")
+        ax.text(0.5, 2.5, w["no_scores"], ha="center", va="center")
         ax.set_xticks([])
     ax.set_ylim(0, 5.5)
-    ax.set_ylabel("Mean score")
-    ax.set_title(title)
+    ax.set_ylabel(w["impact_axis"])
+    ax.set_title(w["impact_title"])
     return _png(fig)

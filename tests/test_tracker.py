@@ -184,7 +184,7 @@ def config(make_config) -> Config:
 
 
 async def test_the_tracker_command_for_an_administrator_and_a_refusal_for_anyone_else(harness: BotHarness, clock,
-                                                                                      validate_card):
+                                                                                      validate_card, monkeypatch):
     services = harness.parts.services
     clock.set(datetime(2026, 3, 4, 10, tzinfo=UTC))
     await services.cases.create(held_case())
@@ -209,12 +209,24 @@ async def test_the_tracker_command_for_an_administrator_and_a_refusal_for_anyone
     urls = {a["title"]: a["url"] for a in card["actions"]}
     images = [b["url"] for b in card["body"] if b["type"] == "Image"]
     assert len(images) == 3
+    import documents.tracker_charts as charts
+
+    titles: list[str] = []
+    real_png = charts._png
+
+    def capture(fig):
+        titles.append(fig.axes[0].get_title())
+        return real_png(fig)
+
+    monkeypatch.setattr(charts, "_png", capture)
     assert harness.client is not None
     for url in [urls["Export CSV"], urls["Export Excel (XLSX)"], *images]:
         response = await harness.client.get(url[url.index("/downloads/"):])
         assert response.status == 200, url
         content = await response.read()
         assert find_identifiers(content.decode("latin-1"), IDENTIFIERS) == []
+    # the charts' words come from the catalogue
+    assert sorted(titles) == sorted(T(f"tracker.chart.{k}_title") for k in ("sessions", "timeliness", "impact"))
     response = await harness.client.get(urls["Export CSV"][urls["Export CSV"].index("/downloads/"):])
     rows = list(csv.reader(io.StringIO((await response.read()).decode("utf-8-sig"))))
     learning = dict(zip(rows[0], rows[1], strict=True))["Key learning points"]
@@ -327,3 +339,33 @@ def test_the_charts_draw_the_logs_figures(monkeypatch):
     assert [hatch for _, _, hatch in impact["bars"]] == [None] * 3 + [".."] * 3   # after is hatched too
     assert impact["legend"] == ["Before", "After"]
     assert impact["x"] == ["AB10/1", "AB11/1", "AB13/1"]      # references' tails, nothing identifying
+
+
+def test_every_word_on_the_charts_is_the_one_given(monkeypatch):
+    """The bot gives the catalogue's words (dialogs.tracker.chart_words); nothing else is drawn."""
+    import documents.tracker_charts as charts
+    from dialogs.tracker import chart_words
+
+    words = chart_words(T)
+    assert set(words) == set(charts.WORDS) and all(words.values())
+    marked = {key: f"<{key}>" for key in charts.WORDS}
+    drawn: list[str] = []
+    real = charts._png
+
+    def capture(fig):
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        legend = ax.get_legend()
+        drawn.extend([ax.get_title(), ax.get_xlabel(), ax.get_ylabel(), *(t.get_text() for t in ax.texts),
+                      *(t.get_text() for t in ax.get_yticklabels()),
+                      *((t.get_text() for t in legend.get_texts()) if legend else ())])
+        return real(fig)
+
+    monkeypatch.setattr(charts, "_png", capture)
+    entries = sample_entries()
+    empty = stats([])
+    charts.sessions_chart(stats(entries), marked), charts.timeliness_chart(empty, marked)
+    charts.impact_chart(entries, marked), charts.impact_chart([], marked)
+    words_drawn = {text for text in drawn if text and not text.replace(".", "").replace("/", "").isdigit()}
+    words_drawn -= {"-"}                                                     # the empty month axis
+    assert words_drawn == set(marked.values())
