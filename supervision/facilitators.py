@@ -130,22 +130,28 @@ class FacilitatorService:
                                     what=Action.ASSIGN_FACILITATORS.value, why="role check refused", allowed=False)
             raise
 
-    async def _all_cases(self) -> list[Case]:
-        found = []
-        for case_id in await self.cases.ids():
-            case = await self.cases.get(case_id)
-            if case is not None:
-                found.append(case)
-        return found
+    async def _roster_cases(self, roster: list[FacilitatorProfile]) -> list[Case]:
+        """The cases anyone on the roster is part of (through the user index): all that their load
+        and earlier involvement depend on, without reading every case in the store."""
+        found: dict[str, Case] = {}
+        for facilitator in roster:
+            for key in sorted({k.lower() for k in (facilitator.email, facilitator.user_id) if k}):
+                for case in await self.cases.for_user(key):
+                    found[case.id] = case
+        return list(found.values())
 
     async def options(self, actor: Actor, case_id: str) -> tuple[Case, list[Candidate]]:
         case = await self.cases.get(case_id)
         if case is None:
             raise NotFound("no such case", case_id=case_id)
         await self._authorize(actor, case, "facilitators.options")
-        candidates = evaluate(self._profile(case), case, self.roster(), await self._all_cases())
+        roster = list(self.roster())
+        others = await self._roster_cases(roster)
+        candidates = evaluate(self._profile(case), case, roster, others)
         await self.audit.record(actor=actor.audit_name, action="facilitators.options", case_id=case.id,
-                                what=f"{sum(c.eligible for c in candidates)} eligible", why="choosing facilitators")
+                                what=f"{sum(c.eligible for c in candidates)} eligible; read the roster's "
+                                     f"{len(others)} cases for load and earlier involvement",
+                                why="choosing facilitators")
         return case, candidates
 
     async def assign(self, actor: Actor, case_id: str, chosen: list[str], lead: str = "") -> Case:

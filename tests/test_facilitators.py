@@ -179,3 +179,39 @@ async def test_service_refuses_non_coordinators_and_audits(clock: FixedClock):
     coordinator = Actor("user-megan", global_roles=frozenset({Role.COORDINATOR}))
     with pytest.raises(IllegalTransition):     # not agreed yet
         await service.assign(coordinator, case.id, ["bo@example.com"])
+
+
+async def test_the_picker_reads_only_the_rosters_cases_and_still_sees_load_and_involvement(clock: FixedClock):
+    """Load and earlier involvement come from the cases the roster's people are part of (the user
+    index), so opening the picker does not read every case in the store."""
+    service, cases, audit, _ = await _service(clock)
+    earlier = make_case("c0", created=datetime(2025, 6, 1, tzinfo=UTC), state=CaseState.CLOSED,
+                        facilitators=[FacilitatorAssignment(name="Ada Health", email="ada@example.com", agency="Health")])
+    busy = make_case("c-busy", forename="Yolanda", state=CaseState.SCHEDULED,
+                     facilitators=[FacilitatorAssignment(name="Cy Health", email="cy@example.com", agency="Health")])
+    for one in (earlier, busy):
+        await cases.create(one)
+    for n in range(30):                                    # cases nobody on the roster is part of
+        await cases.create(Case(
+            id=f"other-{n:02d}", reference=f"REF-o{n}", profile_id="bolton", state=CaseState.AGREED, created_at=T0,
+            request=RequestDetails(requester=Person(name="Someone Else", email=f"someone{n}@example.org"),
+                                   child=ChildDetails(forename=f"Other{n}", surname="Sample"))))
+    case = make_case()
+    apply(case, Event.SUBMIT, actor="x", clock=clock)
+    apply(case, Event.AGREE, actor="x", clock=clock)
+    await cases.create(case)
+    read: list[str] = []
+    original = cases.get
+
+    async def counting_get(case_id: str):
+        read.append(case_id)
+        return await original(case_id)
+
+    cases.get = counting_get  # type: ignore[method-assign]
+    coordinator = Actor("user-megan", email="megan@example.com", global_roles=frozenset({Role.COORDINATOR}))
+    _, candidates = await service.options(coordinator, case.id)
+    assert reasons(candidates, "Ada Health") == (PREVIOUS_INVOLVEMENT,)
+    assert next(c.load for c in candidates if c.facilitator.name == "Cy Health") == 1
+    assert not any(r.startswith("other-") for r in read), read
+    entry = [e for e in await audit.entries(case.id) if e["action"] == "facilitators.options"][-1]
+    assert "read the roster's" in entry["what"]
