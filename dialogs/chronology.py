@@ -21,6 +21,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from botbuilder.dialogs import Dialog
@@ -54,6 +55,9 @@ from documents.chronology import (
     template_csv,
     template_xlsx,
     timeline_png,
+)
+from documents.chronology import (
+    WORDS as DOCUMENT_WORDS,
 )
 from supervision.catalogue import Catalogue
 from supervision.chronology import (
@@ -487,9 +491,15 @@ class ChronologyFlow:
     async def _merged_for_download(self, request: DownloadRequest, why: str) -> MergedChronology:
         return await self.chronologies.merged(request.actor, request.case_id, why=why)
 
+    def document_words(self) -> dict[str, str]:
+        """The words of the picture and the document, from the catalogue ([chronology.document])."""
+        t = self.catalogue()
+        return {key: t(f"chronology.document.{key}") for key in DOCUMENT_WORDS}
+
     async def picture(self, request: DownloadRequest) -> FileBody:
         merged = await self._merged_for_download(request, "timeline picture")
-        drawing = await asyncio.to_thread(timeline_png, merged, title=merged.reference)
+        drawing = await asyncio.to_thread(partial(timeline_png, merged, title=merged.reference,
+                                                  words=self.document_words()))
         return FileBody(f"{merged.reference}-timeline.png", PNG_TYPE, drawing.png, inline=True)
 
     async def document(self, request: DownloadRequest) -> FileBody:
@@ -497,9 +507,11 @@ class ChronologyFlow:
         case = await self.services.cases.require(request.case_id)
         partnership = self.services.profile(case.profile_id).name
 
+        words = self.document_words()
+
         def render() -> bytes:
-            drawing = timeline_png(merged, title=merged.reference)
-            return chronology_docx(merged, partnership=partnership, picture=drawing.png)
+            drawing = timeline_png(merged, title=merged.reference, words=words)
+            return chronology_docx(merged, partnership=partnership, picture=drawing.png, words=words)
 
         return FileBody(f"{merged.reference}-chronology.docx", DOCX_TYPE, await asyncio.to_thread(render))
 

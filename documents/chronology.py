@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -24,6 +25,62 @@ DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.docu
 PNG_TYPE = "image/png"
 
 KIND_WORDS = {Kind.STRENGTH: "Strength", Kind.WORRY: "Worry", Kind.NEUTRAL: "Neutral"}
+# The words in the picture and the document. The bot passes them from the message catalogue
+# ([chronology.document], dialogs/chronology.py document_words); these defaults serve tests only.
+WORDS = {
+    "window_starts": " window starts",
+    "before_window": " before the window",
+    "session": " session",
+    "not_submitted": "{agency}\n(not submitted)",
+    "legend_strength": "S  strength",
+    "legend_worry": "W  worry",
+    "legend_neutral": "N  neutral",
+    "legend_approximate": "hollow: approximate date",
+    "picture_empty": "No chronology submitted yet",
+    "title": "Multi-agency chronology",
+    "case": "Case {reference}",
+    "window": "Window: ",
+    "window_range": "{start} to {end}",
+    "produced": "    Produced: ",
+    "included": "Agencies included: ",
+    "none_yet": "none yet",
+    "missing": "Not yet submitted: ",
+    "none": "none",
+    "merged_by_social_worker": "Merged by the social worker: ",
+    "merged_yes": "yes, {name}",
+    "merged_not_yet": "not yet",
+    "key": ("Key: S strength, W worry, N neutral. ≈ marks a date recorded approximately (it is placed in the "
+            "middle of the period it could mean). † marks an entry outside the window."),
+    "by_date": "Merged chronology, by date",
+    "column_date": "Date",
+    "column_agency": "Agency",
+    "column_what": "What happened",
+    "column_impact": "Impact on the child",
+    "column_kind": "S / W / N",
+    "column_notes": "Notes",
+    "approximate": "≈ approximate date",
+    "outside": "† outside the window",
+    "from_source": "{agency} (from {source})",
+    "no_entries": "No entries yet.",
+    "by_agency": "Strengths and worries by agency",
+    "column_strengths": "Strengths",
+    "column_worries": "Worries",
+    "column_neutral": "Neutral",
+    "by_month": "Strengths and worries by month",
+    "column_month": "Month",
+    "each_agency": "Each agency's chronology",
+    "impact": " Impact: {impact}",
+    "outside_short": " † outside the window",
+    "kind_strength": "Strength",
+    "kind_worry": "Worry",
+    "kind_neutral": "Neutral",
+}
+
+
+def _words(words: Mapping[str, str] | None) -> dict[str, str]:
+    return {**WORDS, **(words or {})}
+
+
 # Shape and letter carry the meaning; colour only adds to it (blue/orange are safe for most colour vision).
 KIND_STYLE = {
     Kind.STRENGTH: {"marker": "^", "letter": "S", "colour": "#1f5fa8"},
@@ -175,7 +232,8 @@ class Timeline:
     height_px: int = 0
 
 
-def timeline_png(merged: MergedChronology, *, title: str = "", dpi: int = 130) -> Timeline:
+def timeline_png(merged: MergedChronology, *, title: str = "", dpi: int = 130,
+                 words: Mapping[str, str] | None = None) -> Timeline:
     """One lane per agency that submitted; strengths, worries and neutral events by marker shape and
     letter (S, W, N); approximate dates hollow with a bar over the range they could mean; the
     profile's window shaded and its start marked."""
@@ -186,6 +244,7 @@ def timeline_png(merged: MergedChronology, *, title: str = "", dpi: int = 130) -
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
+    w = _words(words)
     lanes = merged.lanes
     points: list[TimelinePoint] = []
     for item in merged.entries:
@@ -208,19 +267,19 @@ def timeline_png(merged: MergedChronology, *, title: str = "", dpi: int = 130) -
     axes.set_ylim(-0.7, max(1, len(lanes)) - 0.3)
     axes.invert_yaxis()
     submitted = set(merged.submitted)
-    axes.set_yticks(range(len(lanes)), labels=[a if a in submitted else f"{a}\n(not submitted)" for a in lanes])
+    axes.set_yticks(range(len(lanes)), labels=[a if a in submitted else w["not_submitted"].format(agency=a) for a in lanes])
     for lane in range(len(lanes)):
         axes.axhline(lane, color="#d9d9d9", linewidth=1, zorder=0)
     axes.axvspan(x_range[0], merged.window_start, color="#eeeeee", zorder=0)   # type: ignore[arg-type]
     axes.axvline(merged.window_start, color="#555555", linestyle="--", linewidth=1)   # type: ignore[arg-type]
-    axes.text(merged.window_start, -0.62, " window starts", fontsize=8, color="#333333", va="top")  # type: ignore[arg-type]
+    axes.text(merged.window_start, -0.62, w["window_starts"], fontsize=8, color="#333333", va="top")  # type: ignore[arg-type]
     if any(p.outside_window and p.x < merged.window_start for p in points):
         # at the foot of the shaded band: at the top it ran into "window starts" when the band is narrow
-        axes.text(x_range[0], max(1, len(lanes)) - 0.34, " before the window", fontsize=8,  # type: ignore[arg-type]
+        axes.text(x_range[0], max(1, len(lanes)) - 0.34, w["before_window"], fontsize=8,  # type: ignore[arg-type]
                   color="#666666", va="bottom", style="italic")
     if merged.window_end and merged.window_end > merged.window_start:
         axes.axvline(merged.window_end, color="#555555", linestyle=":", linewidth=1)   # type: ignore[arg-type]
-        axes.text(merged.window_end, -0.62, " session", fontsize=8, color="#333333", va="top")  # type: ignore[arg-type]
+        axes.text(merged.window_end, -0.62, w["session"], fontsize=8, color="#333333", va="top")  # type: ignore[arg-type]
 
     close_days = max(7, (x_range[1] - x_range[0]).days // 30)   # about a marker and its letter wide
     points = [replace(p, y=p.lane + _jitter(p, points, close_days)) for p in points]
@@ -246,20 +305,20 @@ def timeline_png(merged: MergedChronology, *, title: str = "", dpi: int = 130) -
         axes.spines[side].set_visible(False)
     legend = [
         Line2D([], [], linestyle="none", marker=KIND_STYLE[Kind.STRENGTH]["marker"], markersize=8,
-               color=KIND_STYLE[Kind.STRENGTH]["colour"], label="S  strength"),
+               color=KIND_STYLE[Kind.STRENGTH]["colour"], label=w["legend_strength"]),
         Line2D([], [], linestyle="none", marker=KIND_STYLE[Kind.WORRY]["marker"], markersize=8,
-               color=KIND_STYLE[Kind.WORRY]["colour"], label="W  worry"),
+               color=KIND_STYLE[Kind.WORRY]["colour"], label=w["legend_worry"]),
         Line2D([], [], linestyle="none", marker=KIND_STYLE[Kind.NEUTRAL]["marker"], markersize=8,
-               color=KIND_STYLE[Kind.NEUTRAL]["colour"], label="N  neutral"),
+               color=KIND_STYLE[Kind.NEUTRAL]["colour"], label=w["legend_neutral"]),
         Line2D([], [], linestyle="-", marker="o", markersize=7, markerfacecolor="white", color="#888888",
-               label="hollow: approximate date"),
+               label=w["legend_approximate"]),
     ]
     axes.legend(handles=legend, loc="upper center", bbox_to_anchor=(0.5, -0.14 - 0.05 / max(1, len(lanes))),
                 ncol=4, fontsize=8.5, frameon=False, handletextpad=0.3, columnspacing=1.2)
     if title:
         axes.set_title(title, fontsize=11, loc="left")
     if not points:
-        axes.text(0.5, 0.5, "No chronology submitted yet", transform=axes.transAxes, ha="center", va="center")
+        axes.text(0.5, 0.5, w["picture_empty"], transform=axes.transAxes, ha="center", va="center")
     figure.tight_layout()
     out = io.BytesIO()
     figure.savefig(out, format="png")
@@ -280,7 +339,8 @@ def _jitter(point: TimelinePoint, points: list[TimelinePoint], close_days: int =
 # --- the merged chronology document --------------------------------------------------------------
 
 def chronology_docx(merged: MergedChronology, *, partnership: str = "", picture: bytes | None = None,
-                    now: datetime | None = None) -> bytes:
+                    now: datetime | None = None, words: Mapping[str, str] | None = None) -> bytes:
+    w = _words(words)
     from docx import Document
     from docx.enum.section import WD_ORIENT
     from docx.shared import Cm, Pt
@@ -293,77 +353,80 @@ def chronology_docx(merged: MergedChronology, *, partnership: str = "", picture:
         setattr(section, side, Cm(1.6))
     document.styles["Normal"].font.size = Pt(10)
 
-    document.add_heading("Multi-agency chronology", level=0)
-    intro = [f"Case {merged.reference}"]
+    document.add_heading(w["title"], level=0)
+    intro = [w["case"].format(reference=merged.reference)]
     if partnership:
         intro.append(partnership)
     document.add_paragraph(" · ".join(intro))
     meta = document.add_paragraph()
-    meta.add_run("Window: ").bold = True
-    meta.add_run(f"{format_uk_date(merged.window_start)} to {format_uk_date(merged.window_end)}")
+    meta.add_run(w["window"]).bold = True
+    meta.add_run(w["window_range"].format(start=format_uk_date(merged.window_start),
+                                            end=format_uk_date(merged.window_end)))
     if now or merged.generated_at:
-        meta.add_run("    Produced: ").bold = True
+        meta.add_run(w["produced"]).bold = True
         meta.add_run(format_uk_datetime(now or merged.generated_at))  # type: ignore[arg-type]
     status = document.add_paragraph()
-    status.add_run("Agencies included: ").bold = True
-    status.add_run(", ".join(merged.submitted) or "none yet")
+    status.add_run(w["included"]).bold = True
+    status.add_run(", ".join(merged.submitted) or w["none_yet"])
     missing = document.add_paragraph()
-    missing.add_run("Not yet submitted: ").bold = True
-    missing.add_run(", ".join(merged.missing) or "none")
+    missing.add_run(w["missing"]).bold = True
+    missing.add_run(", ".join(merged.missing) or w["none"])
     if merged.merged_by == "social_worker":
         note = document.add_paragraph()
-        note.add_run("Merged by the social worker: ").bold = True
-        note.add_run(f"yes, {merged.confirmed_by}" if merged.confirmed_at else "not yet")
-    document.add_paragraph(
-        "Key: S strength, W worry, N neutral. ≈ marks a date recorded approximately (it is placed in the "
-        "middle of the period it could mean). † marks an entry outside the window.")
+        note.add_run(w["merged_by_social_worker"]).bold = True
+        note.add_run(w["merged_yes"].format(name=merged.confirmed_by) if merged.confirmed_at else w["merged_not_yet"])
+    document.add_paragraph(w["key"])
 
     if picture:
         document.add_picture(io.BytesIO(picture), width=Cm(24))
 
-    document.add_heading("Merged chronology, by date", level=1)
+    document.add_heading(w["by_date"], level=1)
     table = document.add_table(rows=1, cols=6)
     table.style = "Table Grid"
-    for cell, heading in zip(table.rows[0].cells, ("Date", "Agency", "What happened", "Impact on the child",
-                                                   "S / W / N", "Notes"), strict=False):
+    for cell, heading in zip(table.rows[0].cells, (w["column_date"], w["column_agency"], w["column_what"],
+                                                   w["column_impact"], w["column_kind"], w["column_notes"]),
+                             strict=False):
         cell.text = ""
         cell.paragraphs[0].add_run(heading).bold = True
     for item in merged.entries:
         entry = item.entry
         notes = []
         if item.approximate:
-            notes.append("≈ approximate date")
+            notes.append(w["approximate"])
         if item.outside_window:
-            notes.append("† outside the window")
-        agency = item.agency if entry.source == item.agency else f"{item.agency} (from {entry.source})"
+            notes.append(w["outside"])
+        agency = item.agency if entry.source == item.agency else w["from_source"].format(agency=item.agency,
+                                                                                           source=entry.source)
         row = table.add_row().cells
         values = (entry.when.marked(), agency, entry.what, entry.impact,
-                  f"{KIND_STYLE[entry.kind]['letter']} {KIND_WORDS[entry.kind]}", "; ".join(notes))
+                  f"{KIND_STYLE[entry.kind]['letter']} {w['kind_' + entry.kind.value]}", "; ".join(notes))
         for cell, value in zip(row, values, strict=False):
             cell.text = value
     if not merged.entries:
-        document.add_paragraph("No entries yet.")
+        document.add_paragraph(w["no_entries"])
 
-    document.add_heading("Strengths and worries by agency", level=1)
+    document.add_heading(w["by_agency"], level=1)
     counts = document.add_table(rows=1, cols=4)
     counts.style = "Table Grid"
-    for cell, heading in zip(counts.rows[0].cells, ("Agency", "Strengths", "Worries", "Neutral"), strict=False):
+    for cell, heading in zip(counts.rows[0].cells, (w["column_agency"], w["column_strengths"], w["column_worries"],
+                                                   w["column_neutral"]), strict=False):
         cell.paragraphs[0].add_run(heading).bold = True
     for agency, c in merged.by_agency_counts.items():
         for cell, value in zip(counts.add_row().cells, (agency, c.strengths, c.worries, c.neutral), strict=False):
             cell.text = str(value)
 
-    document.add_heading("Strengths and worries by month", level=1)
+    document.add_heading(w["by_month"], level=1)
     months = document.add_table(rows=1, cols=4)
     months.style = "Table Grid"
-    for cell, heading in zip(months.rows[0].cells, ("Month", "Strengths", "Worries", "Neutral"), strict=False):
+    for cell, heading in zip(months.rows[0].cells, (w["column_month"], w["column_strengths"], w["column_worries"],
+                                                   w["column_neutral"]), strict=False):
         cell.paragraphs[0].add_run(heading).bold = True
     for month, c in merged.by_month_counts.items():
         label = date.fromisoformat(month + "-01").strftime("%b %Y")
         for cell, value in zip(months.add_row().cells, (label, c.strengths, c.worries, c.neutral), strict=False):
             cell.text = str(value)
 
-    document.add_heading("Each agency's chronology", level=1)
+    document.add_heading(w["each_agency"], level=1)
     for agency, items in merged.by_agency().items():
         document.add_heading(agency, level=2)
         for item in items:
@@ -372,9 +435,9 @@ def chronology_docx(merged: MergedChronology, *, partnership: str = "", picture:
             paragraph.add_run(f"{entry.when.marked()}: ").bold = True
             paragraph.add_run(f"[{KIND_STYLE[entry.kind]['letter']}] {entry.what}")
             if entry.impact:
-                paragraph.add_run(f" Impact: {entry.impact}").italic = True
+                paragraph.add_run(w["impact"].format(impact=entry.impact)).italic = True
             if item.outside_window:
-                paragraph.add_run(" † outside the window")
+                paragraph.add_run(w["outside_short"])
     out = io.BytesIO()
     document.save(out)
     return out.getvalue()

@@ -401,6 +401,24 @@ async def test_a_facilitator_sees_the_merged_chronology_and_a_stranger_does_not(
     assert {e["actor"] for e in refused} == {"user-stranger"}
 
 
+async def test_the_downloaded_picture_and_document_take_their_words_from_the_catalogue(bot: BotHarness, monkeypatch):
+    import documents.chronology as documents
+
+    monkeypatch.setattr(documents, "WORDS", {key: f"<{key}>" for key in documents.WORDS})   # what a bypass would show
+    await _submit_school(bot)
+    sent = await bot.say(FAC, "chronology")
+    merged = next(c for c in cards_in(sent) if T("chronology.merged_title", reference=scheduled_case().reference)
+                  in texts(c))
+    document = next(a["url"] for a in actions_of(merged) if a["title"] == T("chronology.button_document"))
+    assert bot.client is not None
+    got = await bot.client.get(urlparse(document).path)
+    assert got.status == 200
+    read = docx.Document(io.BytesIO(await got.read()))
+    text = "\n".join([p.text for p in read.paragraphs] + [c.text for t in read.tables for r in t.rows for c in r.cells])
+    assert T("chronology.document.title") in text and T("chronology.document.column_what") in text
+    assert "<" not in text
+
+
 async def test_an_invitee_lists_their_chronologies(bot: BotHarness, validate_card):
     sent = await bot.say(POLICE, "chronology")
     card = cards_in(sent)[0]

@@ -124,3 +124,38 @@ def test_the_window_labels_do_not_overlap(monkeypatch):
     for i, box in enumerate(boxes):
         for other in boxes[i + 1:]:
             assert not box.overlaps(other), (box, other)
+
+
+def test_every_word_of_the_picture_and_the_document_is_the_one_given(monkeypatch):
+    """The bot gives the catalogue's words ([chronology.document]); none of the defaults is left."""
+    import docx
+    import matplotlib.figure
+
+    from documents.chronology import WORDS
+
+    marked = {key: f"<{key}>" for key in WORDS}
+    made = []
+
+    class Capturing(matplotlib.figure.Figure):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(matplotlib.figure, "Figure", Capturing)
+    merged = sample()
+    drawing = timeline_png(merged, words=marked)
+    axes = made[0].axes[0]
+    drawn = [t.get_text() for t in axes.texts] + [t.get_text() for t in axes.get_legend().get_texts()] + \
+        [t.get_text() for t in axes.get_yticklabels()]
+    assert {f"<{k}>" for k in ("window_starts", "before_window", "session", "legend_strength", "legend_worry",
+                                "legend_neutral", "legend_approximate", "not_submitted")} <= set(drawn)
+    letters = {style["letter"] for style in KIND_STYLE.values()}              # the markers' letters: symbols
+    assert not [d for d in drawn if d and not d.startswith("<") and d not in merged.lanes and d not in letters]
+    document = docx.Document(io.BytesIO(chronology_docx(merged, picture=drawing.png, words=marked)))
+    text = "\n".join([p.text for p in document.paragraphs] +
+                     [c.text for t in document.tables for r in t.rows for c in r.cells])
+    for default in ("Multi-agency chronology", "Agencies included", "Not yet submitted", "What happened",
+                    "Strengths and worries by", "Each agency's chronology", "outside the window", "Key: S strength"):
+        assert default not in text, default
+    for key in ("title", "included", "missing", "by_date", "column_what", "by_agency", "by_month", "each_agency"):
+        assert f"<{key}" in text, key
