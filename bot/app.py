@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from botbuilder.core import ConversationState, MemoryStorage, Storage, UserState
+from botbuilder.core import MemoryStorage, Storage, UserState
 from botbuilder.integration.aiohttp import (
     ConfigurationBotFrameworkAuthentication,
     ConfigurationServiceClientCredentialFactory,
@@ -32,6 +32,7 @@ from bot.proactive import Proactive
 from bot.routing import Router
 from bot.scheduler import install_scheduler
 from bot.services import Services
+from bot.state_hash import QuickHashState
 from supervision.clock import Clock, SystemClock
 from supervision.duework import DueWorkRunner
 from supervision.ports import DocumentStore, LeaderElection
@@ -142,7 +143,8 @@ def create_app(config: Config, *, clock: Clock | None = None, store: DocumentSto
     router = Router()
     dialogs = register_all(router, services, features)
     state_storage = make_bot_state_storage(config, store)
-    bot = SupervisionBot(services, router, ConversationState(state_storage), UserState(state_storage), dialogs)
+    # QuickHashState: the SDK's ConversationState, with change detection by pickle (bot/state_hash.py)
+    bot = SupervisionBot(services, router, QuickHashState(state_storage), UserState(state_storage), dialogs)
     parts = BotParts(services=services, adapter=adapter, bot=bot, router=router)
 
     app = web.Application()

@@ -10,7 +10,6 @@ with its current ``e_tag``; after a write the caller's item carries the new one.
 """
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from botbuilder.core import Storage
@@ -64,12 +63,13 @@ class DocumentBotStorage(Storage):
             etag = _get_etag(change)
             if etag == "":
                 raise ValueError(f"bot state {key}: e_tag is empty")
-            value = copy.deepcopy(change)
-            if isinstance(value, dict):
-                value.pop(E_TAG, None)
-            elif hasattr(value, E_TAG):
-                delattr(value, E_TAG)
-            document = {"document": Pickler(unpicklable=True).flatten(value)}
+            # flattened as it is, then the e_tag dropped from the flattened form (a copy): the same
+            # document as flattening a deep copy without its e_tag (a str is never a jsonpickle
+            # reference), without the deep copy (tests/test_hot_path_state.py)
+            flat = Pickler(unpicklable=True).flatten(change)
+            if isinstance(flat, dict):
+                flat.pop(E_TAG, None)
+            document = {"document": flat}
             try:
                 if etag is None or etag == "*":
                     new_etag = await self.store.put(self.collection, key, document)
