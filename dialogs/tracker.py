@@ -6,6 +6,7 @@ Evaluation scores come from ``supervision.evaluation.session_impact`` (another f
 small port; where that is missing the log records sessions without scores and says so."""
 from __future__ import annotations
 
+import asyncio
 import base64
 import importlib
 import logging
@@ -17,11 +18,11 @@ from bot.services import Services
 from bot.turn import Turn
 from cards.tracker import tracker_card
 from documents.tracker_charts import PNG_TYPE, WORDS, impact_chart, sessions_chart, timeliness_chart
-from documents.tracker_export import CSV_TYPE, XLSX_TYPE, to_csv, to_xlsx
+from documents.tracker_export import CSV_TYPE, XLSX_TYPE, ExportWords, to_csv, to_xlsx
 from supervision.catalogue import Catalogue
 from supervision.errors import Forbidden
 from supervision.models import Case
-from supervision.tracker import PartnershipLog, Scores, ScoresFor, TrackerEntry, stats
+from supervision.tracker import COLUMNS, PartnershipLog, Scores, ScoresFor, TrackerEntry, stats
 
 log = logging.getLogger(__name__)
 LINK_TTL = timedelta(hours=1)
@@ -55,6 +56,12 @@ def chart_words(t: Catalogue) -> dict[str, str]:
     return {key: t(f"tracker.chart.{key}") for key in WORDS}
 
 
+def export_words(t: Catalogue) -> ExportWords:
+    """The export's headings, yes/no and sheet title, from the catalogue ([tracker.column], [tracker.export])."""
+    return ExportWords(headings=tuple(t(f"tracker.column.{name}") for name, _ in COLUMNS),
+                       yes_no=(t("tracker.export.yes"), t("tracker.export.no")), sheet_title=t("tracker.export.sheet_title"))
+
+
 def register(router: Router, services: Services) -> list[Any]:
     scores_for = evaluation_scores(services)
     tracker = PartnershipLog(store=services.store, audit=services.audit, clock=services.clock,
@@ -72,13 +79,14 @@ def register(router: Router, services: Services) -> list[Any]:
         async def provide(request: DownloadRequest) -> FileBody:
             entries = await entries_for(request.actor, f"download {request.kind}")
             name = f"partnership-log-{services.profile().id}"
+            t = Catalogue.for_language(services.config.language)
             if request.kind == "tracker.csv":
-                return FileBody(f"{name}.csv", CSV_TYPE, to_csv(entries))
+                return FileBody(f"{name}.csv", CSV_TYPE, to_csv(entries, export_words(t)))
             if request.kind == "tracker.xlsx":
-                return FileBody(f"{name}.xlsx", XLSX_TYPE, to_xlsx(entries))
+                return FileBody(f"{name}.xlsx", XLSX_TYPE, await asyncio.to_thread(to_xlsx, entries, export_words(t)))
             chart = request.arg
             s = stats(entries)
-            words = chart_words(Catalogue.for_language(services.config.language))
+            words = chart_words(t)
             content = {"sessions": lambda: sessions_chart(s, words), "timeliness": lambda: timeliness_chart(s, words),
                        "impact": lambda: impact_chart(entries, words)}[chart]()
             return FileBody(f"{name}-{chart}.png", PNG_TYPE, content, inline=True)

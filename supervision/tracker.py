@@ -248,13 +248,14 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-def row_values(entry: TrackerEntry) -> list[object]:
-    """One entry as export cells, in COLUMNS order (lists joined, booleans as Yes/No, unknown blank)."""
+def row_values(entry: TrackerEntry, yes_no: tuple[str, str] = ("Yes", "No")) -> list[object]:
+    """One entry as export cells, in COLUMNS order (lists joined, booleans as yes/no words, unknown blank).
+    The bot passes the words (and the headings) from the catalogue: dialogs/tracker.py export_words."""
     values: list[object] = []
     for name, _ in COLUMNS:
         value = getattr(entry, name)
         if isinstance(value, bool):
-            value = "Yes" if value else "No"
+            value = yes_no[0] if value else yes_no[1]
         elif isinstance(value, list):
             value = "; ".join(value)
         elif value is None:

@@ -225,6 +225,9 @@ async def test_the_tracker_command_for_an_administrator_and_a_refusal_for_anyone
         assert response.status == 200, url
         content = await response.read()
         assert find_identifiers(content.decode("latin-1"), IDENTIFIERS) == []
+    csv_rows = list(csv.reader(io.StringIO((await (await harness.client.get(
+        urls["Export CSV"][urls["Export CSV"].index("/downloads/"):])).read()).decode("utf-8-sig"))))
+    assert csv_rows[0] == [T(f"tracker.column.{name}") for name, _ in COLUMNS]
     # the charts' words come from the catalogue
     assert sorted(titles) == sorted(T(f"tracker.chart.{k}_title") for k in ("sessions", "timeliness", "impact"))
     response = await harness.client.get(urls["Export CSV"][urls["Export CSV"].index("/downloads/"):])
@@ -369,3 +372,23 @@ def test_every_word_on_the_charts_is_the_one_given(monkeypatch):
     words_drawn = {text for text in drawn if text and not text.replace(".", "").replace("/", "").isdigit()}
     words_drawn -= {"-"}                                                     # the empty month axis
     assert words_drawn == set(marked.values())
+
+
+def test_the_exports_words_are_the_ones_given():
+    """Headings, yes/no and the sheet title come from the catalogue ([tracker.column], [tracker.export])."""
+    from dialogs.tracker import export_words
+    from documents.tracker_export import ExportWords
+
+    words = export_words(T)
+    assert list(words.headings) == [T(f"tracker.column.{name}") for name, _ in COLUMNS]
+    assert words.yes_no == (T("tracker.export.yes"), T("tracker.export.no"))
+    marked = ExportWords(headings=tuple(f"<{name}>" for name, _ in COLUMNS), yes_no=("<yes>", "<no>"),
+                         sheet_title="<sheet>")
+    entries = sample_entries()
+    rows = list(csv.reader(io.StringIO(to_csv(entries, marked).decode("utf-8-sig"))))
+    assert rows[0] == list(marked.headings)
+    by_name = dict(zip(rows[0], rows[2], strict=True))
+    assert by_name["<actions_on_time>"] == "<no>" and by_name["<minutes_on_time>"] == "<yes>"
+    sheet = load_workbook(io.BytesIO(to_xlsx(entries, marked))).active
+    assert sheet.title == "<sheet>" and [c.value for c in sheet[1]] == list(marked.headings)
+    assert "<no>" in [c.value for c in sheet[3]]
