@@ -155,4 +155,6 @@ def _message(text: str) -> dict[str, Any]:
 
 
 async def show_help(turn: Turn) -> None:
-    await turn.send_card(help_card(turn.t, turn.services.profile()), turn.t("help.title"))
+    """The help card lists what this user can do: facilitators come from the roster and
+    coordinators and administrators from configuration, so global roles are enough."""
+    await turn.send_card(help_card(turn.t, turn.services.profile(), turn.actor.global_roles), turn.t("help.title"))

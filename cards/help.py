@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from cards.base import Json, card, execute, facts, submit, text, title
 from supervision.catalogue import Catalogue
+from supervision.models import Role
 from supervision.profile import Profile
 
 HELP_COMMANDS = ("request", "my sessions", "schedule", "chronology", "my actions", "record session",
@@ -21,9 +22,26 @@ def _buttons(t: Catalogue) -> list[Json]:
     ]
 
 
-def help_card(t: Catalogue, profile: Profile) -> Json:
+# Commands only some people can use; the rest are for every practitioner.
+_COMMAND_ROLES: dict[str, frozenset[Role]] = {
+    "schedule": frozenset({Role.FACILITATOR, Role.COORDINATOR}),
+    "record session": frozenset({Role.FACILITATOR}),
+    "tracker": frozenset({Role.ADMINISTRATOR}),
+    "audit log": frozenset({Role.ADMINISTRATOR}),
+}
+
+
+def commands_for(roles: frozenset[Role] | None) -> list[str]:
+    """The commands a person with these roles can use (None: everything, e.g. for documentation)."""
+    if roles is None:
+        return list(HELP_COMMANDS)
+    return [c for c in HELP_COMMANDS if c not in _COMMAND_ROLES or roles & _COMMAND_ROLES[c]]
+
+
+def help_card(t: Catalogue, profile: Profile, roles: frozenset[Role] | None = None) -> Json:
+    """What this user can do: everyone's commands, plus those of the roles they hold."""
     # a FactSet keeps the commands in one aligned column (one ColumnSet per row left them ragged)
-    commands = facts([(f"**{command}**", t(_HELP_KEYS[command])) for command in HELP_COMMANDS])
+    commands = facts([(f"**{command}**", t(_HELP_KEYS[command])) for command in commands_for(roles)])
     body = [title(t("help.title")), text(t("help.intro"), subtle=True), commands,
             text(t("help.partnership", name=profile.name, process=profile.process_name), subtle=True),
             text(t("help.model", model=profile.model.name), subtle=True)]

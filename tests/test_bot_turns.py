@@ -12,7 +12,7 @@ async def test_help_in_personal_chat_answers_with_a_card(harness: BotHarness, va
     assert len(cards) == 1
     validate_card(cards[0])
     texts = str(cards[0])
-    for command in ("request", "my sessions", "my actions", "record session", "tracker"):
+    for command in ("request", "my sessions", "my actions", "chronology", "raise a concern"):
         assert f"**{command}**" in texts
     assert "Bolton Safeguarding Children Partnership" in texts
 
@@ -89,3 +89,29 @@ async def test_healthz(harness: BotHarness):
     assert harness.client is not None
     r = await harness.client.get("/healthz")
     assert r.status == 200 and (await r.json())["status"] == "ok"
+
+
+async def test_help_lists_what_this_user_can_do(make_config, clock, store, tmp_path):
+    from bot.app import create_app
+    from tests.support.connector import FakeConnector
+
+    roster = tmp_path / "facilitators.toml"
+    roster.write_text('[[facilitator]]\nname = "Fran Facilitator"\nemail = "fran@example.org"\nagency = "Police"\n'
+                      'user_id = "user-fran"\n')
+    config = make_config(ADMINISTRATORS="user-admin", FACILITATORS_FILE=str(roster))
+    harness = await BotHarness(app=create_app(config, clock=clock, store=store, start_background=False),
+                               connector=FakeConnector()).start()
+    try:
+        def commands(replies):
+            return {f["title"].strip("*") for r in replies for c in r.cards for b in c["body"]
+                    if b["type"] == "FactSet" for f in b["facts"]}
+
+        practitioner = commands(await harness.say(ALEX, "help"))
+        facilitator = commands(await harness.say(User("user-fran", "Fran Facilitator"), "help"))
+        admin = commands(await harness.say(User("user-admin", "Ada Admin"), "help"))
+    finally:
+        await harness.stop()
+    assert {"request", "my sessions", "my actions", "chronology", "raise a concern", "help"} <= practitioner
+    assert not practitioner & {"schedule", "record session", "tracker", "audit log"}
+    assert {"schedule", "record session"} <= facilitator and "tracker" not in facilitator
+    assert {"tracker", "audit log"} <= admin and "record session" not in admin

@@ -37,7 +37,7 @@ def test_playground_page_shows_welcome_and_help_cards_with_no_unsupported_featur
     assert T("welcome.not_statutory") in page["welcome"]
     assert page["welcomeButtons"] == [T("help.button_request"), T("help.button_my_sessions"),
                                       T("help.button_my_actions")]
-    for command, key in (("record session", "help.record_session"), ("tracker", "help.tracker")):
+    for command, key in (("request", "help.request"), ("chronology", "help.chronology")):
         assert command in page["help"] and T(key) in page["help"]
     assert "**" not in page["help"], "markdown shown literally"
     assert "Bolton Safeguarding Children Partnership" in page["help"]
