@@ -161,5 +161,15 @@ def status_card(t: Catalogue, status: EvaluationStatus, *, now: datetime) -> Jso
     return card(body, actions)
 
 
+def held_check_card(t: Catalogue, case: Case, late: str = "") -> Json:
+    """To the facilitators once the session's end has passed without it being marked held."""
+    ends = case.session.ends_at or case.session.starts_at
+    body = [title(t("evaluation.held_check.title", reference=case.reference)),
+            text(t("evaluation.held_check.body", when=format_uk_datetime(ends) if ends else "-"))]
+    if late:
+        body.append(text(late, subtle=True))
+    return card(body, [execute(t("evaluation.status.mark_held"), VERB_MARK_HELD, _ids(case), validate=False)])
+
+
 def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"

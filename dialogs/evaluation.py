@@ -28,6 +28,7 @@ from cards.evaluation import (
     VERB_SUBMIT,
     closed_card,
     evaluation_form,
+    held_check_card,
     received_card,
     status_card,
 )
@@ -35,9 +36,11 @@ from supervision.catalogue import Catalogue
 from supervision.duework import Delivery, DueWork, RunContext, late_text
 from supervision.errors import DomainError, IllegalTransition, ValidationFailed
 from supervision.evaluation import (
+    KIND_HELD_CHECK,
     KIND_POST,
     KIND_PRE,
     KIND_REMINDER,
+    PRE_OPEN_STATES,
     Attendee,
     CardRef,
     EvaluationClosed,
@@ -141,6 +144,16 @@ class EvaluationFeature:
         if case is None or not phase_open(case, Phase.PRE):
             return
         await self._send_forms(case, Phase.PRE, ctx, reminder=True)
+
+    async def held_check(self, work: DueWork, ctx: RunContext) -> None:
+        """The session's end has passed and it is not marked held: ask each facilitator, once."""
+        case = await self._current(work)
+        if case is None or case.session.held_at is not None or case.state not in PRE_OPEN_STATES:
+            return
+        card = held_check_card(self.t, case, late=late_text(self.t, ctx))
+        summary = self.t("evaluation.held_check.title", reference=case.reference)
+        await _all([self._send_once(ctx, case, f"held_check:{_key(f)}", f"held_check:{_key(f)}", f.name, f.email,
+                                    f.user_id, card, summary) for f in case.facilitators])
 
     async def post_open(self, work: DueWork, ctx: RunContext) -> None:
         case = await self._current(work)
@@ -284,6 +297,7 @@ def register(router: Router, services: Services) -> list[Dialog]:
         services.due_work.on(KIND_PRE, feature.pre_open)
         services.due_work.on(KIND_REMINDER, feature.pre_reminder)
         services.due_work.on(KIND_POST, feature.post_open)
+        services.due_work.on(KIND_HELD_CHECK, feature.held_check)
     services.events.on("session.held", feature.on_held)
     router.verb(VERB_SUBMIT, feature.submit)
     router.verb(VERB_EDIT, feature.edit)

@@ -53,6 +53,8 @@ POST_FIELDS = ("worked_well", "better", "learning", "other")
 KIND_PRE = "evaluation.pre.open"
 KIND_REMINDER = "evaluation.pre.reminder"
 KIND_POST = "evaluation.post.open"
+KIND_HELD_CHECK = "evaluation.held.check"     # the session's end has passed and nobody has marked it held
+HELD_CHECK_AFTER = timedelta(minutes=15)      # time for Teams' meeting-end event to arrive first
 S = CaseState
 PRE_OPEN_STATES = frozenset({S.SCHEDULED, S.PRE_SESSION})
 POST_OPEN_STATES = frozenset({S.HELD, S.RECORDED, S.ACTIONS_DISTRIBUTED})
@@ -265,6 +267,10 @@ def evaluation_work(case: Case, deadlines: Deadlines) -> list[DueWork]:
         if reminder_due >= pre_due + timedelta(hours=4) and reminder_due < session.starts_at:
             work.append(DueWork(f"{base}.pre.reminder", KIND_REMINDER, case.id, reminder_due, data,
                                 expires_at=session.starts_at))
+        if session.ends_at is not None:
+            # without "held" the post-session evaluation never goes: ask the facilitators once
+            work.append(DueWork(f"{base}.held.check", KIND_HELD_CHECK, case.id, session.ends_at + HELD_CHECK_AFTER,
+                                data))
     if session.held_at is not None and case.state in POST_OPEN_STATES:
         work.append(DueWork(f"{base}.post", KIND_POST, case.id, session.held_at, {"session": n}))
     return work

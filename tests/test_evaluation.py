@@ -122,7 +122,9 @@ def test_pre_session_work_follows_the_profile_and_short_notice_is_not_late(confi
     assert short["evaluation.pre.reminder"].due_at == datetime(2026, 4, 7, 8, 0, tzinfo=UTC)
     late_tuesday = datetime(2026, 4, 7, 7, 0, tzinfo=UTC)
     shorter = {w.kind for w in evaluation_work(scheduled_case(scheduled_at=late_tuesday), d)}
-    assert shorter == {"evaluation.pre.open"}
+    assert shorter == {"evaluation.pre.open", "evaluation.held.check"}
+    # a quarter of an hour after the session's planned end, if nobody has marked it held
+    assert work["evaluation.held.check"].due_at == SESSION_START + timedelta(minutes=90 + 15)
 
 
 def test_once_held_only_the_post_session_evaluation_is_due(config, clock):
@@ -307,6 +309,32 @@ async def test_evaluations_end_to_end_through_the_bot(bot, clock, validate_card)
     clock.advance(days=1)
     await services.due_work.run_due()
     assert len([c for c in connector.cards_to(PATTI.id) if "Post-session views" in _text(c)]) == 1
+
+
+async def test_when_nobody_marks_the_session_held_the_facilitators_are_asked_once(bot, clock, validate_card):
+    """Without "held" the post-session evaluation never goes: a quarter of an hour after the planned end,
+    each facilitator is asked once, with the button that marks it held."""
+    services = bot.parts.services
+    connector: ScriptedConnector = bot.connector
+    case = await services.cases.create(scheduled_case())
+    clock.set(PRE_DUE)
+    await services.due_work.run_due()
+    ends = SESSION_START + timedelta(minutes=90)
+    key = f"{case.id}:s1:evaluation.held.check"
+    assert key not in (await services.due_work.run_due(ends + timedelta(minutes=14))).ran
+    assert key in (await services.due_work.run_due(ends + timedelta(minutes=15))).ran
+    asked = [c for c in connector.cards_to(FAC_USER.id) if "Was the session held?" in _text(c)]
+    assert len(asked) == 1
+    validate_card(asked[0])
+    assert "has not been marked held" in _text(asked[0]) and "late" not in _text(asked[0])
+    assert not [c for c in connector.cards_to(PATTI.id) if "Was the session held?" in _text(c)]   # facilitators only
+    button = next(a for a in asked[0]["actions"] if a["type"] == "Action.Execute")
+    clock.set(ends + timedelta(minutes=20))
+    code, body = await bot.execute(FAC_USER, button["verb"], button["data"])
+    assert code == 200 and "marked held" in _text(body["value"])
+    assert len([c for c in connector.cards_to(PATTI.id) if "Post-session views" in _text(c)]) == 1
+    assert key not in (await services.due_work.run_due(ends + timedelta(days=1))).ran
+    assert len([c for c in connector.cards_to(FAC_USER.id) if "Was the session held?" in _text(c)]) == 1
 
 
 async def test_the_meeting_end_event_marks_the_session_held_and_sends_the_post_session_form(bot, clock):
