@@ -219,6 +219,17 @@ async def test_the_facilitator_is_reminded_on_the_review_date_once(harness: BotH
     assert [t.status for t in case.tracked if t.kind == "record_review"] == ["reminded"]
     assert not [w for w in services.due_work.work_for(case) if w.kind == "record.review_due"]
 
+    # after downtime the reminder still comes, once, and says it is late
+    clock.set(datetime(2026, 3, 4, 10, tzinfo=UTC))
+    await services.cases.create(held_case("case-rec-2"))
+    await harness.submit(ADELE, {"verb": "record.publish", "case_id": "case-rec-2",
+                                 **good_form(held_case("case-rec-2"), review_on="2026-04-21")})
+    harness.connector.clear()
+    report = await services.due_work.run_due(datetime(2026, 4, 23, 12, 0, tzinfo=UTC))
+    assert "case-rec-2:record:review:review-s1:2026-04-21" in report.ran
+    late = [c for c in cards_in(harness.connector.messages(f"personal-{ADELE.id}")) if "Review date" in texts(c)]
+    assert len(late) == 1 and "This message is late" in texts(late[0]) and "Tue 21 Apr 2026" in texts(late[0])
+
 
 async def test_a_facilitator_with_two_held_sessions_picks_one_and_the_listing_is_audited(harness: BotHarness, clock,
                                                                                           validate_card):
