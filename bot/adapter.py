@@ -12,6 +12,7 @@
 4. Turn errors reply politely with a correlation id, and log without any message text, so that no
    child or family identifier can reach the log.
 5. Outbound clients are pooled (bot/connector.py: ``PooledAuthentication``); ``close()`` at shutdown.
+   Turn contexts are ``LeanTurnContext`` (bot/lean_context.py): outgoing activities shallow-copied.
 6. ``freeze_startup_heap``: a serving process imports ~2,000 modules (botbuilder, msrest, the
    dialogs' recognizers, matplotlib, openpyxl...), some 280,000 objects the cyclic garbage collector
    would walk on every full collection - a 20-50 ms pause of the event loop each time. Frozen once
@@ -37,6 +38,7 @@ from msrest import Deserializer
 
 from bot.connector import ConnectorPool, PooledAuthentication
 from bot.credentials_inbound import AcceptedTokens, KeysUnavailable, OpenIdKeys
+from bot.lean_context import LeanTurnContext
 from bot.wire import WireReader
 from supervision.catalogue import Catalogue
 
@@ -80,6 +82,13 @@ class SupervisionAdapter(CloudAdapter):
 
     async def close(self) -> None:
         await self.pool.close()
+
+    def _create_turn_context(self, *args: Any, **kwargs: Any) -> TurnContext:
+        """The SDK's turn context, as a ``LeanTurnContext`` (no deep copy of each outgoing activity)."""
+        context = super()._create_turn_context(*args, **kwargs)
+        if type(context) is TurnContext:
+            context.__class__ = LeanTurnContext
+        return context
 
     async def _on_turn_error(self, context: TurnContext, error: Exception) -> None:
         correlation_id = uuid.uuid4().hex[:12]
