@@ -63,8 +63,8 @@ async def test_a_lean_context_sends_what_the_sdk_context_sends_and_leaves_the_ca
     lean_sent, mine, _ = await send(LeanTurnContext)
     assert [a.serialize() for a in lean_sent] == [a.serialize() for a in sdk_sent]
     assert all("__deepcopy__" not in a.__dict__ for a in lean_sent)
-    assert all(a.__dict__ == b.__dict__ for a, b in zip(lean_sent, sdk_sent))
-    assert all(sent is not own for sent, own in zip(lean_sent, mine))
+    assert all(a.__dict__ == b.__dict__ for a, b in zip(lean_sent, sdk_sent, strict=True))
+    assert all(sent is not own for sent, own in zip(lean_sent, mine, strict=True))
 
 
 def test_sdk_deep_copies_and_then_only_assigns_top_level_attributes() -> None:

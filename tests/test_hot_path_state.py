@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy
 import inspect
 from datetime import UTC, datetime
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from botbuilder.core import ConversationState, MemoryStorage, TurnContext
@@ -95,8 +96,8 @@ async def test_quick_hash_state_loads_saves_and_skips_unchanged_saves_as_the_sdk
         writes: list[int] = []
         original = storage.write
 
-        async def counting(changes: dict[str, Any], _original: Any = original) -> None:
-            writes.append(1)
+        async def counting(changes: dict[str, Any], _original: Any = original, _writes: list[int] = writes) -> None:
+            _writes.append(1)
             await _original(changes)
 
         storage.write = counting  # type: ignore[method-assign]

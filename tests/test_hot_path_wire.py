@@ -24,6 +24,7 @@ from botbuilder.schema import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from msrest import Deserializer, Serializer
+from msrest.exceptions import SerializationError
 
 from bench.support.channel import activity as teams_message
 from bot.wire import WireReader, WireSerializer, WireWriter
@@ -167,7 +168,7 @@ def test_msrest_body_deserialises_before_serialising() -> None:
     a case-insensitive key), which a plain serialisation would not."""
     reply = Activity(type="message", entities=[{"type": "clientInfo", "Locale": "en"}])
     assert msrest_body(reply)["entities"] == [{"type": "clientInfo"}]
-    with pytest.raises(Exception):
+    with pytest.raises(SerializationError):
         Serializer(MODELS)._serialize(Activity(type="message", entities=[{"type": "x"}]))
 
 
