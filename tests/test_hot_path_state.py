@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import copy
 import inspect
-from datetime import UTC, datetime
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
