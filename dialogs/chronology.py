@@ -49,10 +49,12 @@ from documents.chronology import (
     DOCX_TYPE,
     MAX_FILE_BYTES,
     PNG_TYPE,
+    TEMPLATE_WORDS,
     XLSX_TYPE,
     chronology_docx,
     read_table,
     template_csv,
+    template_headings,
     template_xlsx,
     timeline_png,
 )
@@ -385,8 +387,10 @@ class ChronologyFlow:
         except FileUnavailable:
             await turn.send_text(turn.t("chronology.upload_failed", name=file.name or "-"))
             return
-        rows = await asyncio.to_thread(read_table, content, file.name, file.file_type)
-        result = await self.chronologies.import_rows(turn.actor, case_id, agency, rows, filename=file.name)
+        words = self.template_words()
+        rows = await asyncio.to_thread(read_table, content, file.name, file.file_type, words)
+        result = await self.chronologies.import_rows(turn.actor, case_id, agency, rows, filename=file.name,
+                                                     column_names=template_headings(words))
         await self.chronologies.clear_upload(turn.actor)
         notice, problems = import_notice(turn.t, result, file.name)
         await self.show(turn, case_id, agency, notice=notice, errors=problems or None, new_message=True)
@@ -480,13 +484,21 @@ class ChronologyFlow:
             raise Forbidden("not of that agency", key="chronology.error_not_your_agency", agency=request.arg)
         return request.arg
 
+    def template_words(self) -> dict[str, str]:
+        """The words of the upload templates, from the catalogue ([chronology.template]); their column
+        headings are accepted by the upload besides the English ones."""
+        t = self.catalogue()
+        return {key: t(f"chronology.template.{key}") for key in TEMPLATE_WORDS}
+
     async def template_xlsx(self, request: DownloadRequest) -> FileBody:
         agency = await self._own_agency(request)
-        return FileBody("chronology-template.xlsx", XLSX_TYPE, await asyncio.to_thread(template_xlsx, agency))
+        words = self.template_words()
+        return FileBody("chronology-template.xlsx", XLSX_TYPE,
+                        await asyncio.to_thread(partial(template_xlsx, agency, words=words)))
 
     async def template_csv(self, request: DownloadRequest) -> FileBody:
         await self._own_agency(request)
-        return FileBody("chronology-template.csv", CSV_TYPE, template_csv())
+        return FileBody("chronology-template.csv", CSV_TYPE, template_csv(self.template_words()))
 
     async def _merged_for_download(self, request: DownloadRequest, why: str) -> MergedChronology:
         return await self.chronologies.merged(request.actor, request.case_id, why=why)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from supervision.chronology import TEMPLATE_COLUMNS, Kind, MergedChronology, recognised_columns
+from supervision.chronology import TEMPLATE_COLUMNS, TEMPLATE_FIELDS, Kind, MergedChronology, recognised_columns
 from supervision.clock import format_uk_date, format_uk_datetime
 from supervision.errors import DomainError
 
@@ -87,15 +87,38 @@ KIND_STYLE = {
     Kind.WORRY: {"marker": "X", "letter": "W", "colour": "#c8501e"},
     Kind.NEUTRAL: {"marker": "o", "letter": "N", "colour": "#6b6b6b"},
 }
-GUIDANCE = (
-    "One row for each event. Keep to the columns as they are; the heading row must stay.",
-    "Date: exact (14/03/2025), a month (March 2025) or approximate (about spring 2025, early 2025, 2024).",
-    "What happened: what your agency saw, did or was told.",
-    "Impact on the child: what it meant for the child's lived experience.",
-    "Strength, worry or neutral: one of the three words.",
-    "Source agency: leave blank if it is your own agency; otherwise who the information came from.",
-    "Use initials or roles, not full names, wherever you can.",
-)
+# The words of the upload templates. The bot passes them from the message catalogue
+# ([chronology.template], dialogs/chronology.py template_words); these defaults serve tests only.
+TEMPLATE_WORDS = {
+    "sheet_entries": "Chronology",
+    "sheet_help": "How to fill this in",
+    "heading": "Chronology of {agency}'s involvement",
+    **{f"column_{name}": heading for name, heading in zip(TEMPLATE_FIELDS, TEMPLATE_COLUMNS, strict=True)},
+    "kind_strength": "Strength",
+    "kind_worry": "Worry",
+    "kind_neutral": "Neutral",
+    "kind_error_title": "Strength, worry or neutral",
+    "kind_error": "Choose Strength, Worry or Neutral",
+    "help_1": "One row for each event. Keep to the columns as they are; the heading row must stay.",
+    "help_2": "Date: exact (14/03/2025), a month (March 2025) or approximate (about spring 2025, early 2025, 2024).",
+    "help_3": "What happened: what your agency saw, did or was told.",
+    "help_4": "Impact on the child: what it meant for the child's lived experience.",
+    "help_5": "Strength, worry or neutral: one of the three words.",
+    "help_6": "Source agency: leave blank if it is your own agency; otherwise who the information came from.",
+    "help_7": "Use initials or roles, not full names, wherever you can.",
+}
+HELP_KEYS = tuple(f"help_{n}" for n in range(1, 8))
+ENTRIES_SHEET = TEMPLATE_WORDS["sheet_entries"]
+
+
+def _template_words(words: Mapping[str, str] | None) -> dict[str, str]:
+    return {**TEMPLATE_WORDS, **(words or {})}
+
+
+def template_headings(words: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The template's column headings by field name (when, what, impact, kind, source)."""
+    chosen = _template_words(words)
+    return {name: chosen[f"column_{name}"] for name in TEMPLATE_FIELDS}
 
 
 class FileFormatError(DomainError):
@@ -104,41 +127,43 @@ class FileFormatError(DomainError):
 
 # --- templates and reading uploads ---------------------------------------------------------------
 
-def template_csv() -> bytes:
+def template_csv(words: Mapping[str, str] | None = None) -> bytes:
     buffer = io.StringIO()
-    csv.writer(buffer).writerow(TEMPLATE_COLUMNS)
+    csv.writer(buffer).writerow(list(template_headings(words).values()))
     return buffer.getvalue().encode("utf-8-sig")
 
 
-def template_xlsx(agency: str = "") -> bytes:
+def template_xlsx(agency: str = "", words: Mapping[str, str] | None = None) -> bytes:
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font
     from openpyxl.worksheet.datavalidation import DataValidation
 
+    chosen = _template_words(words)
     book = Workbook()
     sheet = book.active
-    sheet.title = "Chronology"
-    sheet.append(list(TEMPLATE_COLUMNS))
+    sheet.title = chosen["sheet_entries"]
+    sheet.append(list(template_headings(chosen).values()))
     for cell in sheet[1]:
         cell.font = Font(bold=True)
         cell.alignment = Alignment(wrap_text=True, vertical="top")
     for letter, width in zip("ABCDE", (18, 60, 45, 24, 22), strict=False):
         sheet.column_dimensions[letter].width = width
     sheet.freeze_panes = "A2"
-    kinds = DataValidation(type="list", formula1='"Strength,Worry,Neutral"', allow_blank=False,
-                           showErrorMessage=True, errorTitle="Strength, worry or neutral",
-                           error="Choose Strength, Worry or Neutral")
+    choices = ",".join(chosen[f"kind_{k}"] for k in ("strength", "worry", "neutral"))
+    kinds = DataValidation(type="list", formula1=f'"{choices}"', allow_blank=False,
+                           showErrorMessage=True, errorTitle=chosen["kind_error_title"],
+                           error=chosen["kind_error"])
     sheet.add_data_validation(kinds)
     kinds.add(f"D2:D{MAX_ROWS}")
     for row in range(2, 202):
         sheet[f"A{row}"].number_format = "@"      # dates stay as typed ("about spring 2025")
-    help_sheet = book.create_sheet("How to fill this in")
+    help_sheet = book.create_sheet(chosen["sheet_help"])
     help_sheet.column_dimensions["A"].width = 110
     if agency:
-        help_sheet.append([f"Chronology of {agency}'s involvement"])
+        help_sheet.append([chosen["heading"].format(agency=agency)])
         help_sheet["A1"].font = Font(bold=True)
-    for line in GUIDANCE:
-        help_sheet.append([line])
+    for key in HELP_KEYS:
+        help_sheet.append([chosen[key]])
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
@@ -153,19 +178,23 @@ def kind_of_file(filename: str, file_type: str = "") -> str:
     return name
 
 
-def read_table(content: bytes, filename: str = "", file_type: str = "") -> list[list[Any]]:
-    """The rows of an uploaded CSV or XLSX file (first worksheet), heading first."""
+def read_table(content: bytes, filename: str = "", file_type: str = "",
+               words: Mapping[str, str] | None = None) -> list[list[Any]]:
+    """The rows of an uploaded CSV or XLSX file, heading first: the template's chronology sheet (by its
+    English name or ``words``' sheet_entries) if there is one, else the first worksheet. ``words`` are
+    the template words the file was made with; its headings are recognised besides the English ones."""
     if len(content) > MAX_FILE_BYTES:
         raise FileFormatError("file too large", key="chronology.error_file_large", limit=MAX_FILE_BYTES // 1024)
     kind = kind_of_file(filename, file_type)
     if kind == "csv":
-        return _read_csv(content)
+        return _read_csv(content, template_headings(words) if words else None)
     if kind == "xlsx":
-        return _read_xlsx(content)
+        names = [ENTRIES_SHEET, *([words["sheet_entries"]] if words and words.get("sheet_entries") else [])]
+        return _read_xlsx(content, names)
     raise FileFormatError("not csv or xlsx", key="chronology.error_file_type", name=filename[:80] or kind)
 
 
-def _read_csv(content: bytes) -> list[list[Any]]:
+def _read_csv(content: bytes, column_names: Mapping[str, str] | None = None) -> list[list[Any]]:
     for encoding in ("utf-8-sig", "cp1252"):
         try:
             text = content.decode(encoding)
@@ -177,14 +206,15 @@ def _read_csv(content: bytes) -> list[list[Any]]:
     first_line = text.split("\n", 1)[0]
     # the delimiter whose split of the heading row names the most chronology columns (Excel in some
     # locales saves CSV with semicolons; a heading itself may contain a comma)
-    delimiter = max((",", ";", "\t"), key=lambda d: recognised_columns(next(csv.reader([first_line], delimiter=d), [])))
+    delimiter = max((",", ";", "\t"), key=lambda d: recognised_columns(next(csv.reader([first_line], delimiter=d), []),
+                                                                     column_names))
     rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
     if len(rows) > MAX_ROWS + 1:
         raise FileFormatError("too many rows", key="chronology.error_file_rows", limit=MAX_ROWS)
     return [list(r) for r in rows]
 
 
-def _read_xlsx(content: bytes) -> list[list[Any]]:
+def _read_xlsx(content: bytes, sheet_names: Sequence[str] = (ENTRIES_SHEET,)) -> list[list[Any]]:
     from openpyxl import load_workbook
 
     try:
@@ -192,7 +222,8 @@ def _read_xlsx(content: bytes) -> list[list[Any]]:
     except Exception:  # zipfile.BadZipFile, KeyError, InvalidFileException ...: not a workbook
         raise FileFormatError("not a workbook", key="chronology.error_file_format") from None
     try:
-        sheet = book["Chronology"] if "Chronology" in book.sheetnames else book.worksheets[0]
+        found = [name for name in sheet_names if name in book.sheetnames]
+        sheet = book[found[-1]] if found else book.worksheets[0]
         rows: list[list[Any]] = []
         for row in sheet.iter_rows(values_only=True):
             rows.append(list(row))

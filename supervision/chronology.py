@@ -300,6 +300,10 @@ def entry_from_fields(fields: Mapping[str, Any], *, agency: str, entry_id: str =
 
 # --- file rows (CSV or XLSX, read by documents.chronology.read_table) -------------------------------
 
+# The English headings: the template's defaults and always accepted. The bot writes the template with the
+# catalogue's headings ([chronology.template] column_*) and passes them here as ``column_names`` so that
+# the parser accepts them too.
+TEMPLATE_FIELDS = ("when", "what", "impact", "kind", "source")
 TEMPLATE_COLUMNS = ("Date", "What happened", "Impact on the child", "Strength, worry or neutral", "Source agency")
 _COLUMN_ALIASES = {
     "when": ("date", "when", "date of event", "event date"),
@@ -336,16 +340,30 @@ def _norm_heading(value: Any) -> str:
     return " ".join(str(value or "").replace("*", "").split()).strip().lower()
 
 
-def recognised_columns(headings: Sequence[Any]) -> int:
+def column_aliases(column_names: Mapping[str, str] | None = None) -> dict[str, tuple[str, ...]]:
+    """The headings accepted for each column: the English ones and, if given, the template's own
+    (``column_names``: field name -> heading, e.g. from the catalogue)."""
+    aliases = dict(_COLUMN_ALIASES)
+    for name, heading in (column_names or {}).items():
+        normal = _norm_heading(heading)
+        if name in aliases and normal and normal not in aliases[name]:
+            aliases[name] = (*aliases[name], normal)
+    return aliases
+
+
+def recognised_columns(headings: Sequence[Any], column_names: Mapping[str, str] | None = None) -> int:
     """How many of a file's headings name a chronology column (to tell a file's delimiter)."""
-    known = {alias for aliases in _COLUMN_ALIASES.values() for alias in aliases}
+    known = {alias for aliases in column_aliases(column_names).values() for alias in aliases}
     return sum(1 for h in headings if _norm_heading(h) in known)
 
 
-def entries_from_rows(rows: Sequence[Sequence[Any]], *, agency: str, header_row: int = 1) -> ImportResult:
+def entries_from_rows(rows: Sequence[Sequence[Any]], *, agency: str, header_row: int = 1,
+                      column_names: Mapping[str, str] | None = None) -> ImportResult:
     """Rows of a chronology file: the first is the heading. Valid rows become entries; every bad cell
-    is reported by row number and column heading. Blank rows are skipped."""
+    is reported by row number and column heading. Blank rows are skipped. ``column_names`` (field ->
+    heading) are the template's headings, accepted besides the English ones and named when missing."""
     result = ImportResult()
+    accepted = column_aliases(column_names)
     if not rows:
         result.problems.append(RowProblem(header_row, "", "chronology.error_file_empty"))
         return result
@@ -353,12 +371,12 @@ def entries_from_rows(rows: Sequence[Sequence[Any]], *, agency: str, header_row:
     columns: dict[str, int] = {}
     for index, heading in enumerate(headings):
         normal = _norm_heading(heading)
-        for name, aliases in _COLUMN_ALIASES.items():
+        for name, aliases in accepted.items():
             if normal in aliases and name not in columns:
                 columns[name] = index
     missing = [name for name in REQUIRED_COLUMNS if name not in columns]
     if missing:
-        template = dict(zip(("when", "what", "impact", "kind", "source"), TEMPLATE_COLUMNS, strict=False))
+        template = {**dict(zip(TEMPLATE_FIELDS, TEMPLATE_COLUMNS, strict=True)), **(column_names or {})}
         for name in missing:
             result.problems.append(RowProblem(header_row, template[name], "chronology.error_column_missing"))
         return result
@@ -708,11 +726,11 @@ class ChronologyService:
                                 what=f"{agency}: entry {entry_id}")
 
     async def import_rows(self, actor: Actor, case_id: str, agency: str, rows: Sequence[Sequence[Any]],
-                          filename: str = "") -> ImportResult:
+                          filename: str = "", column_names: Mapping[str, str] | None = None) -> ImportResult:
         """Add a file's valid rows to the draft; bad rows come back with their row and column.
         A row identical to an entry already there is not added twice."""
         await self._writable(actor, case_id, agency, "chronology.import")
-        result = entries_from_rows(rows, agency=agency)
+        result = entries_from_rows(rows, agency=agency, column_names=column_names)
         parsed = list(result.entries)
         now = self.clock.now()
 

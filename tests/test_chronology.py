@@ -329,6 +329,50 @@ def test_the_templates_read_back_with_the_expected_headings():
         assert result.problems == [] and result.entries == [], name
 
 
+# Invented template words, as another catalogue could give them (the bot passes the catalogue's).
+OTHER_WORDS = {"sheet_entries": "Entries", "sheet_help": "Guidance", "heading": "Record of {agency}",
+               "column_when": "When it was", "column_what": "Event", "column_impact": "Effect on the young person",
+               "column_kind": "Kind of event", "column_source": "Told by",
+               **{f"help_{n}": f"Guidance line {n}" for n in range(1, 8)}}
+
+
+def test_the_templates_take_their_words_from_the_caller_and_read_back_with_them():
+    from openpyxl import load_workbook
+
+    from documents.chronology import template_headings
+
+    headings = ["When it was", "Event", "Effect on the young person", "Kind of event", "Told by"]
+    assert list(template_headings(OTHER_WORDS).values()) == headings
+    assert template_csv(OTHER_WORDS).decode("utf-8-sig").splitlines()[0] == ",".join(headings)
+    content = template_xlsx("School", words=OTHER_WORDS)
+    book = load_workbook(io.BytesIO(content))
+    assert book.sheetnames == ["Entries", "Guidance"]
+    assert [c.value for c in book["Entries"][1]] == headings
+    assert [r[0] for r in book["Guidance"].iter_rows(values_only=True)] == [
+        "Record of School", *(f"Guidance line {n}" for n in range(1, 8))]
+    # the file as filled in: rows under the template's own headings are read, on its own sheet
+    book["Entries"].append(["14/03/2025", "Attendance fell", "Missed learning", "Worry", ""])
+    book.move_sheet("Guidance", offset=-1)                        # not the first sheet any more
+    out = io.BytesIO()
+    book.save(out)
+    rows = read_table(out.getvalue(), "t.xlsx", words=OTHER_WORDS)
+    assert rows[0] == headings
+    names = template_headings(OTHER_WORDS)
+    result = entries_from_rows(rows, agency="School", column_names=names)
+    assert result.problems == [] and [e.what for e in result.entries] == ["Attendance fell"]
+    # a CSV with those headings and semicolons: the delimiter is told by the template's headings
+    rows = read_table(_csv([headings, ["March 2025", "Good TA", "", "strength", ""]], ";"), "t.csv",
+                      words=OTHER_WORDS)
+    assert [e.what for e in entries_from_rows(rows, agency="School", column_names=names).entries] == ["Good TA"]
+    # the English headings stay accepted alongside, and a missing column is named as the template names it
+    assert [e.what for e in entries_from_rows(ROWS, agency="School", column_names=names).entries] == [
+        "Attendance fell to 70%", "Good TA relationship"]
+    missing = entries_from_rows([["Event"], ["x"]], agency="School", column_names=names)
+    assert [(p.row, p.column) for p in missing.problems] == [(1, "When it was"), (1, "Kind of event")]
+    # without the template's headings those columns are not recognised (the parser is told, not guessing)
+    assert entries_from_rows([headings, ["March 2025", "x", "", "worry", ""]], agency="School").entries == []
+
+
 def test_files_that_are_not_csv_or_xlsx_are_refused_by_name():
     with pytest.raises(FileFormatError) as caught:
         read_table(b"%PDF-1.4", "notes.pdf", "pdf")

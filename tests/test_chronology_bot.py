@@ -505,6 +505,66 @@ async def test_template_links_serve_the_agencys_template(bot: BotHarness, clock)
     assert (await bot.client.get(urlparse(forged_for_police).path)).status == 403
 
 
+async def _template_links(bot: BotHarness, clock) -> dict[str, str]:
+    for user in (SCHOOL, POLICE):
+        await bot.say(user, "help")
+    before = len(bot.connector.sent)
+    await bot.parts.services.events.publish(DomainEvent("session.scheduled", CASE, clock.now(), {}))
+    ask = next(c for s in bot.connector.sent[before:] if s.conversation_id == "personal-user-school"
+               for c in s.cards if T("chronology.ask_title") in texts(c))
+    return {a["title"]: a["url"] for a in actions_of(ask) if a["type"] == "Action.OpenUrl"}
+
+
+async def test_the_templates_take_their_words_from_the_catalogue(bot: BotHarness, clock, monkeypatch):
+    from openpyxl import load_workbook
+
+    import documents.chronology as documents
+
+    # what a bypass of the catalogue would show
+    monkeypatch.setattr(documents, "TEMPLATE_WORDS", {key: f"<{key}>" for key in documents.TEMPLATE_WORDS})
+    links = await _template_links(bot, clock)
+    assert bot.client is not None
+    got = await bot.client.get(urlparse(links[T("chronology.button_template_xlsx")]).path)
+    assert got.status == 200
+    book = load_workbook(io.BytesIO(await got.read()))
+    assert book.sheetnames == [T("chronology.template.sheet_entries"), T("chronology.template.sheet_help")]
+    columns = [T(f"chronology.template.column_{name}") for name in ("when", "what", "impact", "kind", "source")]
+    assert [c.value for c in book.worksheets[0][1]] == columns
+    assert [r[0] for r in book.worksheets[1].iter_rows(values_only=True)] == [
+        T("chronology.template.heading", agency="School"), *(T(f"chronology.template.help_{n}") for n in range(1, 8))]
+    validation = book.worksheets[0].data_validations.dataValidation[0]
+    assert (validation.errorTitle, validation.error) == (T("chronology.template.kind_error_title"),
+                                                          T("chronology.template.kind_error"))
+    got = await bot.client.get(urlparse(links[T("chronology.button_template_csv")]).path)
+    assert (await got.read()).decode("utf-8-sig").splitlines()[0] == ",".join(f'"{c}"' if "," in c else c
+                                                                                for c in columns)
+
+
+async def test_an_upload_with_the_catalogues_headings_is_read(bot: BotHarness, file_server, clock, monkeypatch):
+    from openpyxl import load_workbook
+
+    # a catalogue whose headings differ from the English ones the parser always knows
+    other = {"chronology.template.sheet_entries": "Entries", "chronology.template.column_when": "When it was",
+             "chronology.template.column_what": "Event", "chronology.template.column_kind": "Kind of event"}
+    plain = Catalogue.text
+    monkeypatch.setattr(Catalogue, "__call__", lambda self, key, /, **params: other.get(key) or plain(self, key, **params))
+    links = await _template_links(bot, clock)
+    assert bot.client is not None
+    got = await bot.client.get(urlparse(links[T("chronology.button_template_xlsx")]).path)
+    book = load_workbook(io.BytesIO(await got.read()))
+    assert [c.value for c in book["Entries"][1]][:4] == ["When it was", "Event", "Impact on the child", "Kind of event"]
+    book["Entries"].append(["14/03/2025", "Attendance fell to 70%", "Missing learning", "Worry", ""])
+    book.move_sheet(T("chronology.template.sheet_help"), offset=-1)
+    out = io.BytesIO()
+    book.save(out)
+    files, base = file_server
+    files["filled.xlsx"] = out.getvalue()
+    await press(bot, SCHOOL, "chronology.upload", agency="School")
+    card = chronology_cards(await send_file(bot, SCHOOL, base + "filled.xlsx", "filled.xlsx"), "School")[-1]
+    assert "Added 1 entries from filled.xlsx." in texts(card) or "Added 1 entry from filled.xlsx." in texts(card)
+    assert "Attendance fell to 70%" in texts(card)
+
+
 async def test_reminders_follow_the_session_when_it_moves_and_skip_times_already_past_when_it_was_set(
         bot: BotHarness, clock):
     from supervision.models import CaseState, Transition
