@@ -54,7 +54,9 @@ log = logging.getLogger(__name__)
 KEYS = "bot_keys"
 KEY_NAME = "download_signing_key"
 DEFAULT_TTL = timedelta(hours=1)
-MAX_TTL = timedelta(days=14)
+# The cap on any link's life. Invitation .ics links last until the session's end plus a day
+# (dialogs/schedule.py ics_ttl), and a session may be 15 working days (about 3 weeks) after agreement.
+MAX_TTL = timedelta(days=45)
 ROUTE = "/downloads/{token}"
 
 

@@ -18,12 +18,12 @@ without Graph that link is how the session reaches people's calendars.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from botbuilder.dialogs import Dialog
 
-from bot.downloads import MAX_TTL, DownloadRequest, FileBody
+from bot.downloads import DEFAULT_TTL, MAX_TTL, DownloadRequest, FileBody
 from bot.graph import calendar_gateway
 from bot.handler import describe_error
 from bot.routing import Router
@@ -68,6 +68,18 @@ from supervision.scheduling import (
 
 log = logging.getLogger(__name__)
 ICS_KIND = "session.ics"
+ICS_AFTER_SESSION = timedelta(days=1)      # an .ics link lasts until the session's end plus this
+ICS_UNPLANNED_TTL = timedelta(days=14)     # ... or this long when the case has no session time
+
+
+def ics_ttl(case: Case, now: datetime) -> timedelta:
+    """How long an .ics link lasts: until the session's end plus a day, so that a session weeks after
+    the invitation (up to 15 working days after agreement) still has a working link; never beyond the
+    downloads cap (bot/downloads.py MAX_TTL) and never less than an ordinary link's hour."""
+    end = case.session.ends_at or case.session.starts_at
+    if end is None:
+        return ICS_UNPLANNED_TTL
+    return max(DEFAULT_TTL, min(end + ICS_AFTER_SESSION - now, MAX_TTL))
 
 
 def _when(case: Case) -> str:
@@ -162,7 +174,8 @@ class ScheduleFlow:
         downloads = getattr(self.services, "downloads", None)
         if downloads is None or not user_id:
             return ""
-        return str(await downloads.link(user_id=user_id, case_id=case.id, kind=ICS_KIND, ttl=MAX_TTL))
+        return str(await downloads.link(user_id=user_id, case_id=case.id, kind=ICS_KIND,
+                                        ttl=ics_ttl(case, self.services.clock.now())))
 
     async def provide_ics(self, request: DownloadRequest) -> FileBody:
         meeting = await self.scheduling.calendar_entry(request.actor, request.case_id)

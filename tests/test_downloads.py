@@ -7,7 +7,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from bot.downloads import DownloadRequest, Downloads, FileBody
+from bot.downloads import MAX_TTL, DownloadRequest, Downloads, FileBody
 from storage.memory import MemoryStore
 from supervision.errors import Forbidden
 from supervision.repository import AuditLog
@@ -42,7 +42,7 @@ async def test_tokens_bind_user_case_kind_and_expiry(store, clock):
         await downloads.link(user_id="user-a", case_id="case-1", kind="no.such.kind")
     long = await downloads.verify(await downloads.token(user_id="u", case_id="c", kind="test.file",
                                                         ttl=timedelta(days=400)))
-    assert long.expires == clock.now() + timedelta(days=14)            # capped
+    assert long.expires == clock.now() + MAX_TTL == clock.now() + timedelta(days=45)      # capped
 
 
 async def test_a_key_made_once_is_shared_through_the_store(store, clock):

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote
 
 import icalendar
 import pytest
@@ -344,3 +345,47 @@ async def test_an_answer_from_a_channel_or_group_chat_never_shows_the_child(only
     case = await harness.parts.services.cases.require(case_id)
     patti = next(i for i in case.request.invitees if i.email == "pattif@example.com")
     assert patti.status == InviteStatus.INVITED                    # nothing was answered from there
+
+
+async def test_the_ics_link_of_a_session_weeks_away_works_until_a_day_after_it_ends(only_scheduling: BotHarness,
+                                                                                    clock):
+    harness = only_scheduling
+    case_id = await seeded(harness, clock)
+    harness.connector.clear()
+    # the last working day allowed (Mon 26 Jan 2026), three weeks after the invitation
+    status, body = await harness.execute(ADELE, "schedule.submit", execute_data(
+        "schedule.submit", case_id, slot="typed", session_date="2026-01-26", session_time="10:00", late_reason=""))
+    assert status == 200 and "Session scheduled" in card_text(body["value"])
+    case = await harness.parts.services.cases.require(case_id)
+    assert case.session.ends_at is not None and case.session.ends_at - clock.now() > timedelta(days=14)
+    patti = next(s.conversation_id for s in harness.connector.sent
+                 if s.cards and "You are invited" in card_text(s.cards[0]))
+    (invitation,) = cards_to(harness.connector.sent, patti)
+    ics_url = next(a["url"] for a in invitation["actions"] if a["type"] == "Action.OpenUrl")
+    grant = await harness.parts.services.downloads.verify(unquote(ics_url.rsplit("/", 1)[1]))
+    assert grant.expires == case.session.ends_at + timedelta(days=1)
+    assert harness.client is not None
+    path = ics_url[ics_url.index("/downloads/"):]
+    clock.set(case.session.starts_at - timedelta(hours=1))           # the morning of the session
+    assert (await harness.client.get(path)).status == 200
+    clock.set(case.session.ends_at + timedelta(hours=23))
+    assert (await harness.client.get(path)).status == 200
+    clock.set(case.session.ends_at + timedelta(days=1, minutes=1))
+    assert (await harness.client.get(path)).status == 410
+
+
+def test_an_ics_link_lasts_until_the_session_ends_plus_a_day_within_the_cap(clock: FixedClock):
+    from bot.downloads import DEFAULT_TTL, MAX_TTL
+    from dialogs.schedule import ics_ttl
+
+    case = make_assigned_case(clock)
+    now = clock.now()
+    assert ics_ttl(case, now) == timedelta(days=14)                         # no session time yet
+    case.session.starts_at = now + timedelta(days=21)                        # 15 working days ahead
+    assert ics_ttl(case, now) == timedelta(days=22)                          # start + a day when no end
+    case.session.ends_at = now + timedelta(days=21, hours=2)
+    assert ics_ttl(case, now) == timedelta(days=22, hours=2)
+    case.session.ends_at = now + timedelta(days=90)
+    assert ics_ttl(case, now) == MAX_TTL == timedelta(days=45)              # still a cap
+    case.session.ends_at = now - timedelta(days=3)
+    assert ics_ttl(case, now) == DEFAULT_TTL                                # after the session: an hour
