@@ -23,6 +23,7 @@ from dialogs.pack import EVALUATION_PORT
 from supervision.catalogue import Catalogue
 from supervision.models import InviteStatus
 from supervision.ports import DomainEvent
+from tests.support.cards import of_type
 from tests.support.connector import FakeConnector, Sent
 from tests.support.harness import BotHarness, User
 from tests.test_chronology import ROWS, _csv, _xlsx, scheduled_case
@@ -51,37 +52,11 @@ def texts(node: Any) -> str:
 
 
 def inputs_of(card: dict[str, Any]) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if str(node.get("type", "")).startswith("Input."):
-                found[node["id"]] = node.get("value")
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(card)
-    return found
+    return {node["id"]: node.get("value") for node in of_type(card, "Input.")}
 
 
 def actions_of(card: dict[str, Any]) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if str(node.get("type", "")).startswith("Action."):
-                found.append(node)
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(card)
-    return found
+    return of_type(card, "Action.")
 
 
 def chronology_cards(sent: list[Sent], agency: str) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ from bot.config import Config
 from storage.memory import MemoryStore
 from supervision.clock import FixedClock
 from supervision.models import CaseState, find_identifiers, identifiers_of
+from tests.support.cards import card_elements
 from tests.support.connector import FakeConnector, Sent
 from tests.support.harness import BotHarness, User
 
@@ -90,15 +91,7 @@ def cards_of(sent: list[Sent]) -> list[dict[str, Any]]:
 
 
 def walk(node: Any) -> list[dict[str, Any]]:
-    found = []
-    if isinstance(node, dict):
-        found.append(node)
-        for value in node.values():
-            found.extend(walk(value))
-    elif isinstance(node, list):
-        for value in node:
-            found.extend(walk(value))
-    return found
+    return list(card_elements(node))
 
 
 def action_data(card: dict[str, Any], verb: str) -> dict[str, Any]:

@@ -101,6 +101,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from tests.support.cards import of_type
+
 ROOT = Path(__file__).resolve().parents[2]
 E2E = Path(__file__).resolve().parent
 FACILITATORS_FILE = E2E / "facilitators.toml"
@@ -226,40 +228,12 @@ def card_texts(node: Any) -> list[str]:
 
 def card_actions(card: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Every action in a card, top-level and nested (ActionSet, ShowCard)."""
-    out: list[dict[str, Any]] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if str(node.get("type", "")).startswith("Action."):
-                out.append(node)
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(card.get("body", []))
-    walk(card.get("actions", []))
-    return out
+    return of_type([card.get("body", []), card.get("actions", [])], "Action.")
 
 
 def card_inputs(card: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Every input in a card (Input.Text, Input.ChoiceSet, ...), in order, including ShowCard ones."""
-    out: list[dict[str, Any]] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if str(node.get("type", "")).startswith("Input.") and node.get("id"):
-                out.append(node)
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(card.get("body", []))
-    walk(card.get("actions", []))
-    return out
+    return [e for e in of_type([card.get("body", []), card.get("actions", [])], "Input.") if e.get("id")]
 
 
 class Recorder:

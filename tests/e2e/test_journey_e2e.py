@@ -45,6 +45,7 @@ from tests.e2e.playground import (
     card_actions,
     card_inputs,
 )
+from tests.support.cards import of_type
 
 pytestmark = pytest.mark.e2e
 T = Catalogue.for_language("en")
@@ -86,20 +87,7 @@ def move_clock(stack: Stack, when: datetime) -> None:
 
 
 def facts(message: BotMessage) -> dict[str, str]:
-    found: dict[str, str] = {}
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("type") == "FactSet":
-                found.update({f["title"]: f["value"] for f in node.get("facts", [])})
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(message.card or {})
-    return found
+    return {f["title"]: f["value"] for node in of_type(message.card or {}, "FactSet") for f in node.get("facts", [])}
 
 
 def leaked(message: BotMessage) -> list[str]:

@@ -10,6 +10,7 @@ import pytest
 from supervision.catalogue import Catalogue
 from supervision.profile import load_preset
 from tests.e2e.playground import GENERAL_CHANNEL, BotMessage, PlaygroundClient, Stack, assert_no_identifiers_shared
+from tests.support.cards import of_type
 
 pytestmark = pytest.mark.e2e
 T = Catalogue.for_language("en")
@@ -159,20 +160,7 @@ def _inputs(message: BotMessage) -> list[dict]:
 
 
 def _facts(message: BotMessage) -> list[dict]:
-    found: list[dict] = []
-
-    def walk(node: object) -> None:
-        if isinstance(node, dict):
-            if node.get("type") == "FactSet":
-                found.extend(node.get("facts", []))
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(message.card or {})
-    return found
+    return [fact for node in of_type(message.card or {}, "FactSet") for fact in node.get("facts", [])]
 
 
 async def test_zz_no_case_identifiers_in_any_shared_activity_so_far(playground: PlaygroundClient,
