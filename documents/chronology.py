@@ -436,26 +436,21 @@ def chronology_docx(merged: MergedChronology, *, partnership: str = "", picture:
     if not merged.entries:
         document.add_paragraph(w["no_entries"])
 
-    document.add_heading(w["by_agency"], level=1)
-    counts = document.add_table(rows=1, cols=4)
-    counts.style = "Table Grid"
-    for cell, heading in zip(counts.rows[0].cells, (w["column_agency"], w["column_strengths"], w["column_worries"],
-                                                   w["column_neutral"]), strict=False):
-        cell.paragraphs[0].add_run(heading).bold = True
-    for agency, c in merged.by_agency_counts.items():
-        for cell, value in zip(counts.add_row().cells, (agency, c.strengths, c.worries, c.neutral), strict=False):
-            cell.text = str(value)
+    def counts_table(heading: str, first_column: str, rows: list[tuple[str, Any]]) -> None:
+        """Strengths, worries and neutral entries counted per agency or per month."""
+        document.add_heading(heading, level=1)
+        table = document.add_table(rows=1, cols=4)
+        table.style = "Table Grid"
+        titles = (first_column, w["column_strengths"], w["column_worries"], w["column_neutral"])
+        for cell, title in zip(table.rows[0].cells, titles, strict=True):
+            cell.paragraphs[0].add_run(title).bold = True
+        for label, c in rows:
+            for cell, value in zip(table.add_row().cells, (label, c.strengths, c.worries, c.neutral), strict=True):
+                cell.text = str(value)
 
-    document.add_heading(w["by_month"], level=1)
-    months = document.add_table(rows=1, cols=4)
-    months.style = "Table Grid"
-    for cell, heading in zip(months.rows[0].cells, (w["column_month"], w["column_strengths"], w["column_worries"],
-                                                   w["column_neutral"]), strict=False):
-        cell.paragraphs[0].add_run(heading).bold = True
-    for month, c in merged.by_month_counts.items():
-        label = date.fromisoformat(month + "-01").strftime("%b %Y")
-        for cell, value in zip(months.add_row().cells, (label, c.strengths, c.worries, c.neutral), strict=False):
-            cell.text = str(value)
+    counts_table(w["by_agency"], w["column_agency"], list(merged.by_agency_counts.items()))
+    counts_table(w["by_month"], w["column_month"],
+                 [(date.fromisoformat(month + "-01").strftime("%b %Y"), c) for month, c in merged.by_month_counts.items()])
 
     document.add_heading(w["each_agency"], level=1)
     for agency, items in merged.by_agency().items():
