@@ -75,3 +75,26 @@ def validate_card(card_schema: dict[str, Any]) -> Callable[[dict[str, Any]], Non
                                  "\n".join(f"  {list(e.path)}: {e.message[:200]}" for e in errors[:10]))
 
     return validate
+
+
+@pytest.fixture
+async def file_server() -> AsyncIterator[tuple[dict[str, bytes], str]]:
+    """Plays OneDrive's pre-authorised download URLs on loopback: put bytes in the dict under a
+    name, and the file is served at the returned base URL + name (404 for anything else)."""
+    from aiohttp import web
+
+    files: dict[str, bytes] = {}
+
+    async def serve(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        return web.Response(body=files[name]) if name in files else web.Response(status=404)
+
+    app = web.Application()
+    app.router.add_get("/files/{name}", serve)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield files, f"http://127.0.0.1:{port}/files/"
+    await runner.cleanup()

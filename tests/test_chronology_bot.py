@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,6 @@ from urllib.parse import urlparse
 
 import docx
 import pytest
-from aiohttp import web
 
 from bot.app import create_app
 from bot.files import FILE_DOWNLOAD_INFO
@@ -155,28 +153,6 @@ async def test_someone_outside_the_case_is_refused(bot: BotHarness):
 
 
 # --- uploads --------------------------------------------------------------------------------------------
-
-@pytest.fixture
-async def file_server() -> AsyncIterator[tuple[dict[str, bytes], str]]:
-    """Plays OneDrive's pre-authorised download URLs on loopback."""
-    files: dict[str, bytes] = {}
-
-    async def serve(request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        if name not in files:
-            return web.Response(status=404)
-        return web.Response(body=files[name])
-
-    app = web.Application()
-    app.router.add_get("/files/{name}", serve)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield files, f"http://127.0.0.1:{port}/files/"
-    await runner.cleanup()
-
 
 async def send_file(h: BotHarness, user: User, url: str, name: str) -> list[Sent]:
     before = len(h.connector.sent)

@@ -11,7 +11,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from bot.files import FILE_DOWNLOAD_INFO
 from supervision.catalogue import Catalogue
@@ -55,26 +54,6 @@ def chronology_stack() -> Iterator[Stack]:
 async def client(chronology_stack: Stack) -> AsyncIterator[PlaygroundClient]:
     async with chronology_stack.client() as playground:
         yield playground
-
-
-@pytest.fixture
-async def file_server() -> AsyncIterator[tuple[dict[str, bytes], str]]:
-    """Plays OneDrive's pre-authorised download URL on loopback."""
-    files: dict[str, bytes] = {}
-
-    async def serve(request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        return web.Response(body=files[name]) if name in files else web.Response(status=404)
-
-    app = web.Application()
-    app.router.add_get("/files/{name}", serve)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield files, f"http://127.0.0.1:{port}/files/"
-    await runner.cleanup()
 
 
 def action(card: dict[str, Any], verb: str) -> dict[str, Any]:
