@@ -1,8 +1,10 @@
 """Bot state (conversation, user and dialog state) on the DocumentStore, so that a dialog survives a
 restart and continues on another instance of the bot.
 
-Implements botbuilder's ``Storage``. Values are flattened with jsonpickle (as botbuilder's own Azure
-storages do), so dialog state objects come back as the classes they were. ``e_tag`` semantics as in
+Implements botbuilder's ``Storage``. Values are stored in jsonpickle's flattened form (as botbuilder's
+own Azure storages store them), so dialog state objects come back as the classes they were; the
+flattening and restoring are bot/state_codec.py's, which give exactly jsonpickle's documents and
+objects for the shapes bot state has and hand anything else to jsonpickle. ``e_tag`` semantics as in
 botbuilder's storages: a value written with ``e_tag`` ``"*"`` or without one overwrites; a value
 carrying an ``e_tag`` is written only if the stored item still has it (otherwise ``KeyError``
 "Etag conflict", as MemoryStorage raises); an empty ``e_tag`` is an error. A read returns each item
@@ -13,8 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from botbuilder.core import Storage
-from jsonpickle import Pickler, Unpickler
 
+from bot import state_codec
 from supervision.errors import VersionConflict
 from supervision.ports import DocumentStore
 
@@ -51,7 +53,7 @@ class DocumentBotStorage(Storage):
             stored = await self.store.get(self.collection, key)
             if stored is None:
                 continue
-            value = Unpickler().restore(stored.data["document"])
+            value = state_codec.restore(stored.data["document"])
             _set_etag(value, stored.etag)
             items[key] = value
         return items
@@ -66,7 +68,7 @@ class DocumentBotStorage(Storage):
             # flattened as it is, then the e_tag dropped from the flattened form (a copy): the same
             # document as flattening a deep copy without its e_tag (a str is never a jsonpickle
             # reference), without the deep copy (tests/test_hot_path_state.py)
-            flat = Pickler(unpicklable=True).flatten(change)
+            flat = state_codec.flatten(change)
             if isinstance(flat, dict):
                 flat.pop(E_TAG, None)
             document = {"document": flat}
