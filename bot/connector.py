@@ -14,14 +14,17 @@ Works around botbuilder 4.17.1 (each behaviour is pinned by tests/test_hot_path.
 is untouched (the SDK validates every token), only the connector factory and user-token client it
 hands the adapter are replaced by pooled ones. A pooled client is still the SDK's ``ConnectorClient``
 (same operations, models and serialisation); only its pipeline is ours: user agent, bearer token
-from ``CachedAppCredentials.token()``, a small retry for 429/5xx, and an aiohttp sender.
+from ``CachedAppCredentials.token()``, a small retry for 429/5xx, and an aiohttp sender. Its
+``conversations`` operations send replies, proactive messages and updates without the pipeline,
+with the same token and retry functions (bot/outbound.py ``DirectConversations``).
 """
 from __future__ import annotations
 
 import asyncio
 import contextvars
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, TypeVar
 
 import aiohttp
 from botbuilder.schema import Activity
@@ -43,6 +46,7 @@ from bot.credentials import CachedAppCredentials
 from bot.wire import WireSerializer
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # Set by a caller that paces and retries itself (bot/proactive.py: Teams rate limits, Retry-After,
@@ -109,15 +113,8 @@ class BearerPolicy(AsyncHTTPPolicy):  # type: ignore[misc]
     async def send(self, request: Request, **kwargs: Any) -> Response:
         nxt = self.next
         assert nxt is not None
-        if not isinstance(self.credentials, CachedAppCredentials):
-            return await nxt.send(request, **kwargs)  # anonymous: no token
-        headers = request.http_request.headers
-        headers["Authorization"] = f"Bearer {await self.credentials.token()}"
-        response = await nxt.send(request, **kwargs)
-        if response.http_response.status_code == 401:
-            headers["Authorization"] = f"Bearer {await self.credentials.token(force_refresh=True)}"
-            response = await nxt.send(request, **kwargs)
-        return response
+        return await with_bearer(self.credentials, request.http_request.headers,
+                                 lambda: nxt.send(request, **kwargs), _pipeline_status)
 
 
 class RetryPolicy(AsyncHTTPPolicy):  # type: ignore[misc]
@@ -127,21 +124,46 @@ class RetryPolicy(AsyncHTTPPolicy):  # type: ignore[misc]
     async def send(self, request: Request, **kwargs: Any) -> Response:
         nxt = self.next
         assert nxt is not None
-        if CALLER_RETRIES.get():
-            return await nxt.send(request, **kwargs)
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            try:
-                response = await nxt.send(request, **kwargs)
-            except (TimeoutError, aiohttp.ClientConnectionError):
-                if attempt == MAX_ATTEMPTS:
-                    raise
-                await asyncio.sleep(0.5 * attempt)
-                continue
-            status = response.http_response.status_code
-            if status not in RETRY_STATUSES or attempt == MAX_ATTEMPTS:
-                return response
-            await asyncio.sleep(_retry_after(response.http_response.headers.get("Retry-After"), attempt))
-        raise AssertionError("unreachable")
+        return await with_retries(lambda: nxt.send(request, **kwargs), _pipeline_status,
+                                  lambda response: response.http_response.headers.get("Retry-After"))
+
+
+def _pipeline_status(response: Response) -> int:
+    return int(response.http_response.status_code)
+
+
+async def with_bearer(credentials: Any, headers: MutableMapping[str, str], send: Callable[[], Awaitable[R]],
+                      status: Callable[[R], int]) -> R:
+    """``send()`` with the cached token in ``headers``; on a 401, a fresh token and one more try.
+    Anonymous credentials (no app id): no token. (``BearerPolicy``, and bot/outbound.py.)"""
+    if not isinstance(credentials, CachedAppCredentials):
+        return await send()
+    headers["Authorization"] = f"Bearer {await credentials.token()}"
+    response = await send()
+    if status(response) == 401:
+        headers["Authorization"] = f"Bearer {await credentials.token(force_refresh=True)}"
+        response = await send()
+    return response
+
+
+async def with_retries(send: Callable[[], Awaitable[R]], status: Callable[[R], int],
+                       retry_after: Callable[[R], str | None]) -> R:
+    """``send()`` again on 429/5xx or a connection error, up to ``MAX_ATTEMPTS``, waiting Retry-After;
+    once only when the caller retries itself (``CALLER_RETRIES``). (``RetryPolicy``, and bot/outbound.py.)"""
+    if CALLER_RETRIES.get():
+        return await send()
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            response = await send()
+        except (TimeoutError, aiohttp.ClientConnectionError):
+            if attempt == MAX_ATTEMPTS:
+                raise
+            await asyncio.sleep(0.5 * attempt)
+            continue
+        if status(response) not in RETRY_STATUSES or attempt == MAX_ATTEMPTS:
+            return response
+        await asyncio.sleep(_retry_after(retry_after(response), attempt))
+    raise AssertionError("unreachable")
 
 
 def _retry_after(value: str | None, attempt: int) -> float:
@@ -192,6 +214,11 @@ class ConnectorPool:
             [config.user_agent_policy, BearerPolicy(config.credentials), RetryPolicy(), RawDeserializer(),
              config.http_logger_policy],
             SessionSender(self))
+        # replies, proactive sends and updates go straight onto the session (bot/outbound.py); every
+        # other operation, and anything unusual, through the pipeline above
+        from bot.outbound import DirectConversations  # bot/outbound.py builds on this module
+
+        client.conversations = DirectConversations(client, self)
         self.created += 1
 
     async def user_token_client(self, app_id: str, make: Any) -> UserTokenClient:
