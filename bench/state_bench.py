@@ -17,11 +17,20 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from botbuilder.core import MessageFactory
-from botbuilder.dialogs import DialogInstance, DialogState, PromptOptions
 from jsonpickle import Pickler, Unpickler
 
 from bot import state_codec
+
+# The states are built from their stored documents (jsonpickle's form, as a turn's read builds them):
+# bench/ does not import botbuilder (tests/test_architecture.py).
+DIALOG_STATE = "botbuilder.dialogs.dialog_state.DialogState"
+DIALOG_INSTANCE = "botbuilder.dialogs.dialog_instance.DialogInstance"
+ACTIVITY_NULLS = ("id timestamp local_timestamp local_timezone service_url channel_id from_property conversation "
+                  "recipient text_format attachment_layout members_added members_removed reactions_added "
+                  "reactions_removed topic_name history_disclosed locale text speak input_hint summary "
+                  "suggested_actions attachments entities channel_data action reply_to_id label value_type value "
+                  "name relates_to code expiration importance delivery_mode listen_for text_highlights "
+                  "semantic_action caller_id").split()
 
 
 def card_values(n: int) -> dict[str, Any]:
@@ -31,19 +40,30 @@ def card_values(n: int) -> dict[str, Any]:
             "notes": "Zebedee Example, 1 Synthetic Street: worries about school attendance."}
 
 
-def waterfall(n: int) -> DialogInstance:
-    return DialogInstance(f"feature{n}.flow", {"options": {"case_id": f"CASE-2026-{n:04d}", "mode": "edit"},
-                                               "values": {"instanceId": f"0b6c{n:04d}-5a1e-4e2f-9d0c", "card": card_values(n),
-                                                          "attempts": n},
-                                               "stepIndex": n})
+def waterfall(n: int) -> dict[str, Any]:
+    return {"py/object": DIALOG_INSTANCE, "id": f"feature{n}.flow",
+            "state": {"options": {"case_id": f"CASE-2026-{n:04d}", "mode": "edit"},
+                      "values": {"instanceId": f"0b6c{n:04d}-5a1e-4e2f-9d0c", "card": card_values(n), "attempts": n},
+                      "stepIndex": n}}
 
 
-def conversation(stack: list[DialogInstance]) -> dict[str, Any]:
-    return {"DialogState": DialogState(stack), "e_tag": "\"0x8DC0000000000001\""}
+def enum(name: str, value: str) -> dict[str, Any]:
+    return {"py/reduce": [{"py/type": f"botbuilder.schema._connector_client_enums.{name}"}, {"py/tuple": [value]}]}
 
 
-def prompt() -> DialogInstance:
-    return DialogInstance("text", {"options": PromptOptions(prompt=MessageFactory.text("Your agency?")), "state": {}})
+def prompt() -> dict[str, Any]:
+    """A TextPrompt's instance: its PromptOptions hold an Activity (msrest model, enum values)."""
+    activity = {"py/object": "botbuilder.schema._models_py3.Activity", "additional_properties": {},
+                "type": enum("ActivityTypes", "message"), **dict.fromkeys(ACTIVITY_NULLS)}
+    activity.update(text="Your agency?", input_hint=enum("InputHints", "acceptingInput"))
+    options = {"py/object": "botbuilder.dialogs.prompts.prompt_options.PromptOptions", "prompt": activity,
+               "retry_prompt": None, "choices": None, "style": None, "validations": None, "number_of_attempts": 0}
+    return {"py/object": DIALOG_INSTANCE, "id": "text", "state": {"options": options, "state": {}}}
+
+
+def conversation(stack: list[dict[str, Any]]) -> dict[str, Any]:
+    document = {"DialogState": {"py/object": DIALOG_STATE, "_dialog_stack": stack}, "e_tag": "\"0x8DC0000000000001\""}
+    return Unpickler().restore(document)  # type: ignore[no-any-return]
 
 
 STATES: list[tuple[str, Callable[[], dict[str, Any]]]] = [
