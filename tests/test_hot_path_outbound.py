@@ -321,7 +321,8 @@ IDS = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(conversation_id=IDS | st.sampled_from(["", "..", ".", "19:abc@thread.tacv2;messageid=1", "a:1/2?x#y%20"]),
+@given(conversation_id=IDS | st.sampled_from(["", "..", ".", "19:abc@thread.tacv2;messageid=1", "a:1/2?x#y%20",
+                                               "a\r\nX-Injected: 1"]),
        activity_id=IDS | st.sampled_from(["", "..", "1:abc", "f:1%2F"]), text=st.text(max_size=20),
        operation=st.sampled_from(["reply", "send", "update"]))
 def test_any_ids_give_the_same_url_and_headers_as_msrest(rig: Rig, conversation_id: str, activity_id: str, text: str,
@@ -335,6 +336,14 @@ def test_any_ids_give_the_same_url_and_headers_as_msrest(rig: Rig, conversation_
         assert direct.result[:3] == msrest.result[:3]
         return
     same_wire(msrest, direct)
+
+
+def test_a_conversation_id_aiohttp_refuses_as_a_header_is_refused_the_same_way(rig: Rig) -> None:
+    activity = addressed(MessageFactory.text("hi"))
+    activity.conversation = ConversationAccount(id="a:1\r\nX-Injected: 1")
+    msrest, direct, _ = run_both(rig, reply(activity))
+    assert isinstance(msrest.result, tuple) and direct.result[:3] == msrest.result[:3]
+    assert direct.requests == msrest.requests == []
 
 
 def test_the_url_is_the_service_url_joined_with_the_quoted_ids(rig: Rig) -> None:
