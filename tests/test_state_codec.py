@@ -30,6 +30,9 @@ from bot import state_codec
 from bot.state_codec import Fallback
 from bot.state_storage import DocumentBotStorage
 from storage.memory import MemoryStore
+from tests.support.harness import BotHarness, User
+
+ALEX = User("user-id-0", "Alex Wilber", "aad-alex")
 
 
 class Colour(str, enum.Enum):
@@ -435,3 +438,20 @@ async def test_document_bot_storage_reads_documents_jsonpickle_wrote_with_refere
     read = (await DocumentBotStorage(store).read(["k"]))["k"]
     stack = read["DialogState"].dialog_stack
     assert stack[0] is stack[1] and read["when"] == datetime(2026, 1, 5, tzinfo=UTC)
+
+
+async def test_the_bots_own_conversation_state_takes_the_fast_path(harness: BotHarness, store: MemoryStore) -> None:
+    """What the bot stores on real turns (the dialog stack its features leave) is a shape the codec
+    knows: written and read without jsonpickle, and exactly as jsonpickle would."""
+    await harness.say(ALEX, "help")
+    await harness.say(ALEX, "not a command")
+    keys = await store.keys("bot_state")
+    assert keys
+    for key in keys:
+        stored = await store.get("bot_state", key)
+        assert stored is not None
+        document = stored.data["document"]
+        assert fast_path(state_codec.try_restore, document)
+        value = state_codec.try_restore(document)
+        assert same(value, jp_restore(copy.deepcopy(document)))
+        assert fast_path(state_codec.try_flatten, value) and same(state_codec.try_flatten(value), document)
