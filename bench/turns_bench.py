@@ -309,7 +309,14 @@ def report(results: list[Result], final: dict[str, Any], rss: float, args: argpa
           f"{final['credentials_created']} SDK credentials object(s) created in the whole run; store {final['store']}")
     if "journal_flushes" in final:
         print(f"store: {final['store_cache_hits']} gets answered from memory, {final['journal_flushes']} journal "
-              f"flushes, {final['checkpoints']} checkpoint(s), longest {final['checkpoint_longest_ms']} ms")
+              f"flushes for {final['journal_lines']} changes (largest batch {final['batch_largest']}), "
+              f"{final['checkpoints']} checkpoint(s), longest {final['checkpoint_longest_ms']} ms")
+    if final.get("store_calls"):
+        print("store calls over the whole run (BENCH_COUNT_STORE): "
+              + ", ".join(f"{name} {count}" for name, count in final["store_calls"].items()))
+    if final.get("threads"):
+        print("bot CPU seconds by thread over the whole run: "
+              + ", ".join(f"{name} {cpu}" for name, cpu in sorted(final["threads"].items(), key=lambda kv: -kv[1])))
     for r in bot_results:
         for site in r.stall_sites[:3]:
             print(f"  stall at c={r.concurrency}: {site}")

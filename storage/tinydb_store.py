@@ -10,26 +10,37 @@ Layout under the data folder::
     docs/<collection>/<key>.json    one small TinyDB file per document: {"_default": {"1": record}}
     logs/<log>/<segment>.jsonl      append-only logs: TinyDB segments of SEGMENT records, a line each
 
-A change is first appended to the journal and flushed (fdatasync; concurrent writers share the
-flush), then applied to its TinyDB file through a TinyDB ``Storage`` (``InPlaceJSONStorage`` for a
-document, rewritten in place under the document's lock; ``AppendOnlyLinesStorage`` for a log
-segment, which only ever appends a line), and only then acknowledged. After a kill -9 the journal is
+A change is asked for on the event loop and handed to the committer, one thread that takes every
+change waiting, checks each against the store as the changes before it leave it (etags), appends their
+lines to the journal with one write and one fdatasync (group commit), makes them visible (the cache)
+and acknowledges them. The applier, another thread, then writes them to their TinyDB files
+(``InPlaceJSONStorage`` for a document, rewritten in place, only its latest version;
+``AppendOnlyLinesStorage`` for a log segment, which only ever appends a line); until then reads find
+the acknowledged bytes in ``_unapplied`` and listings wait for it. After a kill -9 the journal is
 applied again at start (every entry is idempotent and rewrites what it covers whole), so every
 acknowledged write is there and no file stays torn. When the journal reaches CHECKPOINT_BYTES it
-is set aside (renamed, with no write in progress: an instant) and a fresh one started; then the files
-are flushed (syncfs) while writes go on into the fresh journal, and only then is the old one deleted.
-A crash meanwhile replays both, the old one first. (Flushing the whole file system under the gate
-held every write for up to 370 ms on a busy machine.)
+is set aside (renamed, with no write in progress: an instant) and a fresh one started; once the
+applier has written what it holds, the files are flushed (syncfs) while writes go on into the fresh
+journal, and only then is the old one deleted. A crash meanwhile replays both, the old one first.
+(Flushing the whole file system under the gate held every write for up to 370 ms on a busy machine.)
+
+Why a committer rather than a write on a pool thread: every system call a thread makes gives up the
+interpreter lock and must wait to get it back, up to the switch interval (5 ms) while the event loop
+is busy. A write that opened, wrote and closed its file before acknowledging waited for the lock a
+dozen times; the committer's acknowledgement path makes two system calls (write, fdatasync) for a
+whole batch.
 
 An operation reads and writes one small file (a document, or one log segment), never the whole
 store; ``keys`` lists one collection's folder (the folder is the collection's index). All file I/O
-runs on a small thread pool, off the event loop; reads asked for together go to the threads
-together; per-key locks keep read-check-write atomic.
+runs off the event loop (the committer, the applier, and a small thread pool for reads not in memory
+and listings); reads asked for together go to the threads together; per-key locks keep a file, its
+unapplied bytes and its cached copy in step.
 
 Recently read and written documents are kept in memory as the bytes of their files (a bounded LRU,
 CACHE_BYTES): this process is the only writer (the writer lock), so the copy is coherent, and a get
 that finds it is answered on the event loop without a thread or a file (each caller gets its own
-freshly parsed object). The copy is changed under the document's lock, after the file, never before.
+freshly parsed object). The copy is changed under the document's lock once the change is durable in
+the journal, never before.
 """
 from __future__ import annotations
 
@@ -40,6 +51,7 @@ import errno
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -62,6 +74,7 @@ from supervision.errors import StoreLocked, VersionConflict
 from supervision.ports import Stored
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 SEGMENT = 200              # records per log segment: an append rewrites at most this many
 MAX_NAME = 200             # longer encoded keys are stored under a hash of the key
 LOCK_STRIPES = 256
@@ -186,6 +199,7 @@ class AppendOnlyLinesStorage(Storage):
         self._table: dict[str, Any] | None = None
         self._valid = 0          # bytes of complete lines
         self._size = 0           # bytes in the file
+        self._positioned = False  # _valid and _size known
 
     def _load(self) -> dict[str, Any]:
         if self._table is None:
@@ -204,6 +218,7 @@ class AppendOnlyLinesStorage(Storage):
                     break
                 valid += len(line) + 1
             self._table, self._valid, self._size = table, valid, len(raw)
+            self._positioned = True
         return self._table
 
     def read(self) -> dict[str, dict[str, Any]] | None:
@@ -233,16 +248,51 @@ class AppendOnlyLinesStorage(Storage):
         self._valid += len(payload)
         self._size = self._valid
 
+    def records(self) -> int:
+        return len(self._load())
+
+    def append_line(self, record_id: int, text: str) -> None:
+        """Append one record, given as its JSON text, without TinyDB's read-compare-rewrite of the
+        table: the same line ``write`` would add (``{"id":n,"r":record}``), after the last complete
+        line (a torn tail is overwritten)."""
+        if not self._positioned:
+            self._load()
+        payload = f'{{"id":{record_id},"r":{text}}}\n'.encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            view, offset = memoryview(payload), 0
+            while offset < len(payload):
+                offset += os.pwrite(fd, view[offset:], self._valid + offset)
+            if self._size > self._valid:
+                os.ftruncate(fd, self._valid + len(payload))
+        finally:
+            os.close(fd)
+        self._valid += len(payload)
+        self._size = self._valid
+        self._table = None          # a later read parses the file again
+
     def close(self) -> None:
         return None
 
 
+class _Change:
+    """One change waiting for the committer, and where to acknowledge it."""
+
+    __slots__ = ("op", "name", "key", "text", "etag", "create_only", "loop", "future")
+
+    def __init__(self, op: str, name: str, key: str, text: str | None, etag: str | None, create_only: bool,
+                 loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]) -> None:
+        self.op, self.name, self.key, self.text = op, name, key, text           # op: put, del, append
+        self.etag, self.create_only, self.loop, self.future = etag, create_only, loop, future
+
+
 class _LogState:
+    """The current segment of one log, kept by the committer (the only thread that appends)."""
+
     def __init__(self) -> None:
-        self.lock = threading.Lock()
         self.segment = -1          # not yet loaded
         self.count = 0
-        self.db: TinyDB | None = None     # the open current segment (this process is the only writer)
+        self.storage: AppendOnlyLinesStorage | None = None
 
 
 class _Gate:
@@ -284,19 +334,17 @@ class _Gate:
 
 class Journal:
     """The write-ahead journal: one JSON line per change, made durable (fdatasync) before the change
-    is applied to its TinyDB file and acknowledged. Concurrent writers share one flush (group commit).
-    After a crash the lines are applied again (each is idempotent); a checkpoint flushes the files
-    and empties the journal."""
+    is applied to its TinyDB file and acknowledged. Only the committer writes to it, a batch of
+    changes at a time: one write and one flush for every change waiting (group commit). After a
+    crash the lines are applied again (each is idempotent); a checkpoint flushes the files and
+    empties the journal."""
 
-    def __init__(self, path: Path, flushes: int = 0) -> None:
+    def __init__(self, path: Path, flushes: int = 0, lines: int = 0) -> None:
         self.path = path
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         self.size = os.fstat(self.fd).st_size
-        self._lock = threading.Lock()
-        self._flush_lock = threading.Lock()
-        self._written = 0          # lines written (sequence numbers)
-        self._flushed = 0          # lines known durable
-        self.flushes = flushes
+        self.flushes = flushes     # flushes and lines by this process (all its journals)
+        self.lines = lines
 
     def entries(self) -> list[dict[str, Any]]:
         return self.read_entries(self.path)
@@ -315,28 +363,16 @@ class Journal:
                 found.append(entry)
         return found
 
-    def write(self, entry: dict[str, Any]) -> None:
-        self.write_line((json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode())
-
-    def write_line(self, line: bytes) -> None:
-        """Append one entry (a JSON line) and return once it is durable. Group commit: a writer that
-        finds a flush in progress waits for it, and the next flush covers every line written by
-        then, so concurrent writers share one fdatasync instead of queueing one each."""
-        with self._lock:
-            view = memoryview(line)
-            while view:
-                view = view[os.write(self.fd, view):]
-            self.size += len(line)
-            self._written += 1
-            mine = self._written
-        with self._flush_lock:
-            if self._flushed >= mine:          # a flush that started after our write covered it
-                return
-            with self._lock:
-                upto = self._written
-            os.fdatasync(self.fd)
-            self._flushed = upto
-            self.flushes += 1
+    def write_lines(self, lines: list[bytes]) -> None:
+        """Append entries (JSON lines) and return once they are durable: one write, one fdatasync."""
+        payload = b"".join(lines)
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(self.fd, view):]
+        self.size += len(payload)
+        os.fdatasync(self.fd)
+        self.flushes += 1
+        self.lines += len(lines)
 
     def reset(self) -> None:
         os.ftruncate(self.fd, 0)
@@ -377,7 +413,6 @@ class TinyDBStore:
             leftover.unlink(missing_ok=True)
         self._stripes = [threading.RLock() for _ in range(LOCK_STRIPES)]
         self._logs: dict[str, _LogState] = {}
-        self._logs_guard = threading.Lock()
         self._made: set[Path] = set()
         self._backup_gate = threading.local()
         self._gate = _Gate()
@@ -397,6 +432,27 @@ class TinyDBStore:
         self._cache_bytes = 0
         self.cache_limit = cache_bytes
         self.cache_hits = 0
+        # the committer: one thread that validates, journals (one flush per batch), applies and
+        # acknowledges every change, in the order they were asked for
+        self._queue: list[_Change] = []
+        self._queue_ready = threading.Condition(threading.Lock())
+        self._stopping = False
+        self._failed: BaseException | None = None
+        self.batches = 0
+        self.batch_largest = 0
+        # the applier: writes acknowledged changes to their files after the fact (latest version of a
+        # document only); until then the document's bytes are in _unapplied (and the cache)
+        self._unapplied: dict[tuple[str, str], bytes | None] = {}
+        self._unapplied_appends: list[tuple[AppendOnlyLinesStorage, int, str]] = []
+        self._apply_ready = threading.Condition(threading.Lock())
+        self._committed_seq = 0
+        self._applied_seq = 0
+        self._apply_stopping = False
+        self.files_written = 0
+        self._committer = threading.Thread(target=self._commit_forever, name="tinydb-committer", daemon=True)
+        self._applier = threading.Thread(target=self._apply_forever, name="tinydb-applier", daemon=True)
+        self._committer.start()
+        self._applier.start()
 
     # --- plumbing ---------------------------------------------------------------------------------
     async def _run(self, fn: Any, *args: Any) -> Any:
@@ -446,11 +502,14 @@ class TinyDBStore:
             started = time.perf_counter()
             previous = self.folder / JOURNAL_PREVIOUS
             os.replace(self.journal.path, previous)
-            old, self.journal = self.journal, Journal(self.folder / JOURNAL, flushes=self.journal.flushes)
+            upto = self._committed_seq
+            old, self.journal = self.journal, Journal(self.folder / JOURNAL, flushes=self.journal.flushes,
+                                                  lines=self.journal.lines)
             fsync_dir(self.folder)
             old.close()
             self.checkpoint_longest = max(self.checkpoint_longest, time.perf_counter() - started)
-        sync_filesystem(self.folder)         # writes go on meanwhile, into the fresh journal
+        self._wait_applied(upto)             # the old journal's changes in their files (writes go on
+        sync_filesystem(self.folder)         # meanwhile, into the fresh journal), then on disk
         previous.unlink()
         fsync_dir(self.folder)
         self.checkpoints += 1
@@ -541,6 +600,10 @@ class TinyDBStore:
     def _read_doc(self, collection: str, key: str) -> Stored | None:
         with self._stripe(collection, key):           # files are rewritten in place: never read mid-write
             raw = self._cached(collection, key)
+            if raw is _ABSENT:
+                raw = self._unapplied.get((collection, key), _ABSENT)     # acknowledged, file not yet written
+                if raw is not _ABSENT:
+                    self._cache_set(collection, key, raw)
             if raw is not _ABSENT:
                 return self._parse(raw, key)
             storage = InPlaceJSONStorage(self._doc_path(collection, key))
@@ -594,47 +657,179 @@ class TinyDBStore:
         except RuntimeError:                    # the loop has gone: nobody is waiting any more
             pass
 
-    def _put(self, collection: str, key: str, data: dict[str, Any], etag: str | None, create_only: bool) -> str:
-        # Serialised once (JSON-only, so nothing the caller changes later reaches the store): the
-        # journal line and the document's TinyDB file are built around the same text.
-        text = _dumps(data)
-        with self._writing(), self._stripe(collection, key):
-            current = self._read_doc(collection, key)      # from the cache, or the file once
-            if create_only and current is not None:
-                raise VersionConflict(f"{collection}/{key} exists")
-            if etag is not None and (current is None or current.etag != etag):
-                raise VersionConflict(f"{collection}/{key} changed")
-            new_etag = f'"{secrets.token_hex(8)}"'
-            record = f'{{"key":{_dumps(key)},"etag":{_dumps(new_etag)},"data":{text}}}'
-            self.journal.write_line(
-                f'{{"op":"put","c":{_dumps(collection)},"k":{_dumps(key)},"r":{record}}}\n'.encode())
-            # the file TinyDB would write for this one document: {"_default": {"1": record}}
-            payload = f'{{"_default":{{"{DOC_ID}":{record}}}}}'.encode()
-            InPlaceJSONStorage(self._doc_path(collection, key, create=True))._store(payload)
-            self._cache_set(collection, key, payload)
-        self._maybe_checkpoint()
-        return new_etag
+    # --- changes: asked for on the event loop, committed by the committer thread ------------------
+    def _submit(self, change: _Change) -> None:
+        if self._closed:
+            raise RuntimeError(f"store {self.folder} is closed")
+        if self._failed is not None:
+            raise RuntimeError(f"store {self.folder} stopped writing after a failed write ({self._failed}); "
+                               "restart the bot: the journal puts back every acknowledged change")
+        with self._queue_ready:
+            self._queue.append(change)
+            if len(self._queue) == 1:
+                self._queue_ready.notify()
+
+    async def _change(self, op: str, name: str, key: str, text: str | None, etag: str | None = None,
+                      create_only: bool = False) -> Any:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._submit(_Change(op, name, key, text, etag, create_only, loop, future))
+        return await future
 
     async def put(self, collection: str, key: str, data: dict[str, Any], *,
                   etag: str | None = None, create_only: bool = False) -> str:
-        return await self._run(self._put, collection, key, data, etag, create_only)  # type: ignore[no-any-return]
-
-    def _delete(self, collection: str, key: str, etag: str | None) -> None:
-        with self._writing(), self._stripe(collection, key):
-            current = self._read_doc(collection, key)
-            if current is None:
-                return
-            if etag is not None and current.etag != etag:
-                raise VersionConflict(f"{collection}/{key} changed")
-            self.journal.write({"op": "del", "c": collection, "k": key})
-            self._doc_path(collection, key).unlink(missing_ok=True)
-            self._cache_set(collection, key, None)
-        self._maybe_checkpoint()
+        # Serialised once, here (JSON-only, so nothing the caller changes later reaches the store):
+        # the journal line and the document's TinyDB file are built around the same text.
+        return await self._change("put", collection, key, _dumps(data), etag, create_only)  # type: ignore[no-any-return]
 
     async def delete(self, collection: str, key: str, *, etag: str | None = None) -> None:
-        await self._run(self._delete, collection, key, etag)
+        await self._change("del", collection, key, None, etag)
 
-    def _keys(self, collection: str, prefix: str) -> list[str]:
+    def _commit_forever(self) -> None:
+        while True:
+            with self._queue_ready:
+                while not self._queue and not self._stopping:
+                    self._queue_ready.wait()
+                if not self._queue:
+                    return
+                batch, self._queue = self._queue, []
+            self._commit(batch)
+
+    def _commit(self, batch: list[_Change]) -> None:
+        """Validate each change against the store as the changes before it leave it, journal the valid
+        ones with one write and one flush, apply them to their files and the cache, then acknowledge
+        each (on its own event loop). A failed flush or file write stops all writing: what happened to
+        the batch is then only known from the journal, which a restart applies."""
+        results: list[tuple[_Change, Any, BaseException | None]] = []
+        applies: list[tuple[_Change, Any]] = []
+        lines: list[bytes] = []
+        appends: list[tuple[AppendOnlyLinesStorage, int, str]] = []
+        if self._failed is not None:
+            results = [(change, None, RuntimeError(f"store {self.folder} stopped writing")) for change in batch]
+        else:
+            try:
+                with self._writing():
+                    planned: dict[tuple[str, str], Stored | None] = {}
+                    for change in batch:
+                        try:
+                            line, apply = (self._plan_append(change, appends) if change.op == "append"
+                                           else self._plan_document(change, planned))
+                        except Exception as error:       # a conflict: this change only
+                            results.append((change, None, error))
+                            continue
+                        if line is None:
+                            results.append((change, apply(), None))
+                        else:
+                            lines.append(line)
+                            applies.append((change, apply))
+                    if lines:
+                        self.journal.write_lines(lines)
+                        for change, apply in applies:    # durable now: visible, and queued for the files
+                            results.append((change, apply(), None))
+                        with self._apply_ready:
+                            self._unapplied_appends += appends
+                            self._committed_seq += 1
+                            self._apply_ready.notify()
+            except BaseException as failure:
+                self._failed = failure
+                log.error("store %s: a write failed (%s); refusing writes until restarted", self.folder, failure)
+                answered = {id(change) for change, _, _ in results}      # conflicts, and changes applied
+                results += [(change, None, failure) for change in batch if id(change) not in answered]
+            self.batches += 1
+            self.batch_largest = max(self.batch_largest, len(lines))
+            self._maybe_checkpoint()
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]] = {}
+        for change, value, problem in results:
+            by_loop.setdefault(change.loop, []).append((change.future, value, problem))
+        for loop, items in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve, items)
+            except RuntimeError:                 # the loop has gone: nobody is waiting any more
+                pass
+
+    def _plan_document(self, change: _Change, planned: dict[tuple[str, str], Stored | None]) -> tuple[bytes | None, Any]:
+        collection, key = change.name, change.key
+        entry = (collection, key)
+        current = planned[entry] if entry in planned else self._read_doc(collection, key)
+        if change.op == "del":
+            if current is None:
+                return None, lambda: None
+            if change.etag is not None and current.etag != change.etag:
+                raise VersionConflict(f"{collection}/{key} changed")
+            planned[entry] = None
+            return (f'{{"op":"del","c":{_dumps(collection)},"k":{_dumps(key)}}}\n'.encode(),
+                    lambda: self._publish(collection, key, None))
+        if change.create_only and current is not None:
+            raise VersionConflict(f"{collection}/{key} exists")
+        if change.etag is not None and (current is None or current.etag != change.etag):
+            raise VersionConflict(f"{collection}/{key} changed")
+        new_etag = f'"{secrets.token_hex(8)}"'
+        planned[entry] = Stored({}, new_etag)
+        record = f'{{"key":{_dumps(key)},"etag":{_dumps(new_etag)},"data":{change.text}}}'
+        # the file TinyDB would write for this one document: {"_default": {"1": record}}
+        payload = f'{{"_default":{{"{DOC_ID}":{record}}}}}'.encode()
+
+        def publish() -> str:
+            self._publish(collection, key, payload)
+            return new_etag
+
+        return f'{{"op":"put","c":{_dumps(collection)},"k":{_dumps(key)},"r":{record}}}\n'.encode(), publish
+
+    def _publish(self, collection: str, key: str, payload: bytes | None) -> None:
+        """A journaled change becomes what reads see (cache, and _unapplied until its file is written)."""
+        with self._stripe(collection, key):
+            self._unapplied[(collection, key)] = payload
+            self._cache_set(collection, key, payload)
+
+    def _apply_forever(self) -> None:
+        while True:
+            with self._apply_ready:
+                while not self._unapplied and not self._unapplied_appends:
+                    if self._applied_seq < self._committed_seq:      # nothing left: all in the files
+                        self._applied_seq = self._committed_seq
+                        self._apply_ready.notify_all()
+                    if self._apply_stopping:
+                        return
+                    self._apply_ready.wait()
+                seq = self._committed_seq
+                appends, self._unapplied_appends = self._unapplied_appends, []
+            try:
+                self._apply(appends)
+            except BaseException as error:
+                self._failed = self._failed or error
+                log.error("store %s: writing files failed (%s); refusing writes until restarted", self.folder, error)
+                return
+            with self._apply_ready:
+                self._applied_seq = max(self._applied_seq, seq)
+                self._apply_ready.notify_all()
+
+    def _apply(self, appends: list[tuple[AppendOnlyLinesStorage, int, str]]) -> None:
+        """Write what was acknowledged to the files: log records in order, then the latest version of
+        each document (a version superseded meanwhile is left for the next round, which writes the
+        newer one). A crash before this only loses work the journal does again at start."""
+        with self._writing():
+            for storage, record_id, text in appends:
+                storage.append_line(record_id, text)
+                self.files_written += 1
+            for (collection, key), payload in list(self._unapplied.items()):
+                with self._stripe(collection, key):
+                    if self._unapplied.get((collection, key), _ABSENT) is not payload:
+                        continue
+                    if payload is None:
+                        self._doc_path(collection, key).unlink(missing_ok=True)
+                    else:
+                        InPlaceJSONStorage(self._doc_path(collection, key, create=True))._store(payload)
+                    del self._unapplied[(collection, key)]
+                    self.files_written += 1
+
+    def _wait_applied(self, seq: int) -> None:
+        """Block until every change committed up to ``seq`` is in its file (or superseded)."""
+        with self._apply_ready:
+            while self._applied_seq < seq and self._applier.is_alive():
+                self._apply_ready.wait(timeout=1.0)
+
+    def _keys(self, collection: str, prefix: str, seq: int = 0) -> list[str]:
+        self._wait_applied(seq)          # the folder is the index: every acknowledged change in it first
         folder = self.docs / encode_name(collection)
         found: list[str] = []
         try:
@@ -654,7 +849,7 @@ class TinyDBStore:
         return sorted(found)
 
     async def keys(self, collection: str, prefix: str = "") -> list[str]:
-        return await self._run(self._keys, collection, prefix)  # type: ignore[no-any-return]
+        return await self._run(self._keys, collection, prefix, self._committed_seq)  # type: ignore[no-any-return]
 
     def _load(self, collection: str, items: list[tuple[str, dict[str, Any]]]) -> None:
         folder = self._dir(self.docs, collection)
@@ -664,6 +859,7 @@ class TinyDBStore:
                     record = {"key": key, "etag": f'"{secrets.token_hex(8)}"', "data": json.loads(json.dumps(data))}
                     AtomicJSONStorage(folder / f"{encode_name(key)}.json", self.tmp, durable=False).write(
                         {"_default": {str(DOC_ID): record}})
+                    self._unapplied.pop((collection, key), None)
                     self._cache_drop(collection, key)
 
     async def bulk_put(self, collection: str, items: dict[str, dict[str, Any]], *, parallel: int = 4) -> None:
@@ -676,10 +872,6 @@ class TinyDBStore:
         await self._run(sync_filesystem, self.folder)
 
     # --- append-only logs -------------------------------------------------------------------------
-    def _log_state(self, log: str) -> _LogState:
-        with self._logs_guard:
-            return self._logs.setdefault(log, _LogState())
-
     def _segments(self, log: str) -> list[Path]:
         folder = self.logs / encode_name(log)
         if not folder.exists():
@@ -693,26 +885,29 @@ class TinyDBStore:
         if not db.contains(doc_id=record_id):      # replaying the journal never adds a record twice
             db.insert(Document(record, doc_id=record_id))
 
-    def _append(self, log: str, record: dict[str, Any]) -> None:
-        payload = json.loads(json.dumps(record))
-        state = self._log_state(log)
-        with self._writing(), state.lock:
-            if state.segment < 0:
-                segments = self._segments(log)
-                state.segment = int(segments[-1].stem) if segments else 0
-                state.db = self._open_segment(self._segment_path(log, state.segment))
-                state.count = len(state.db)
-            if state.count >= SEGMENT or state.db is None:
-                state.segment, state.count = state.segment + 1, 0
-                state.db = self._open_segment(self._segment_path(log, state.segment))
-            record_id = state.count + 1
-            self.journal.write({"op": "append", "log": log, "seg": state.segment, "id": record_id, "r": payload})
-            self._apply_append(state.db, record_id, payload)
-            state.count = record_id
-        self._maybe_checkpoint()
+    def _plan_append(self, change: _Change, appends: list[tuple[AppendOnlyLinesStorage, int, str]]) -> tuple[bytes, Any]:
+        """Number the record (segment, id) and build its journal line; the committer is the only
+        thread that appends, so the log's current segment is its own."""
+        log = change.name
+        state = self._logs.get(log)
+        if state is None:
+            state = self._logs[log] = _LogState()
+            segments = self._segments(log)
+            state.segment = int(segments[-1].stem) if segments else 0
+            state.storage = AppendOnlyLinesStorage(self._segment_path(log, state.segment))
+            state.count = state.storage.records()
+        if state.count >= SEGMENT or state.storage is None:
+            state.segment, state.count = state.segment + 1, 0
+            state.storage = AppendOnlyLinesStorage(self._segment_path(log, state.segment))
+        record_id = state.count + 1
+        state.count = record_id
+        storage, text = state.storage, change.text or "null"
+        line = (f'{{"op":"append","log":{_dumps(log)},"seg":{state.segment},"id":{record_id},'
+                f'"r":{text}}}\n').encode()
+        return line, lambda: appends.append((storage, record_id, text))
 
     async def append(self, log: str, record: dict[str, Any]) -> None:
-        await self._run(self._append, log, record)
+        await self._change("append", log, "", _dumps(record))
 
     def _read_segment(self, path: Path) -> list[dict[str, Any]]:
         db = self._open_segment(path)
@@ -731,20 +926,22 @@ class TinyDBStore:
         return ""
 
     async def read_log(self, log: str) -> AsyncIterator[dict[str, Any]]:
+        await self._run(self._wait_applied, self._committed_seq)
         for segment in await self._run(self._segments, log):
             for row in await self._run(self._read_segment, segment):
                 yield row
 
     # --- the rest ---------------------------------------------------------------------------------
-    def _names(self, base: Path) -> list[str]:
+    def _names(self, base: Path, seq: int = 0) -> list[str]:
+        self._wait_applied(seq)
         return sorted(unquote(p.name) for p in base.iterdir() if p.is_dir() and not p.name.startswith("~"))
 
     async def collections(self) -> list[str]:
         """Every collection that has (or had) documents (for migration and export)."""
-        return await self._run(self._names, self.docs)  # type: ignore[no-any-return]
+        return await self._run(self._names, self.docs, self._committed_seq)  # type: ignore[no-any-return]
 
     async def log_names(self) -> list[str]:
-        return await self._run(self._names, self.logs)  # type: ignore[no-any-return]
+        return await self._run(self._names, self.logs, self._committed_seq)  # type: ignore[no-any-return]
 
     def leader_election(self) -> LocalLeaderElection:
         """One writer per folder, so leadership is decided inside this process."""
@@ -754,6 +951,14 @@ class TinyDBStore:
         if self._closed:
             return
         self._closed = True
+        with self._queue_ready:
+            self._stopping = True
+            self._queue_ready.notify()
+        self._committer.join()          # every change asked for is committed and acknowledged
+        with self._apply_ready:
+            self._apply_stopping = True
+            self._apply_ready.notify_all()
+        self._applier.join()            # and written to its file
         self._pool.shutdown(wait=True)
         self.checkpoint()
         self.journal.close()
@@ -805,7 +1010,9 @@ def backup(folder: Path | str, out: Path | str, *, wait_seconds: float = 60.0) -
     """A consistent snapshot of the store as a .tar.gz, taken while no write is in progress.
 
     Works while the bot runs: writers hold the backup gate shared per operation, the backup holds it
-    exclusively (writes wait meanwhile). Returns the number of files archived."""
+    exclusively (writes wait meanwhile). The journals go in too: changes acknowledged but not yet
+    written to their files are applied when the restored store opens. Returns the number of files
+    archived."""
     folder, out = Path(folder), Path(out)
     if not (folder / "docs").exists():
         raise FileNotFoundError(f"no TinyDB store in {folder}")
@@ -828,6 +1035,12 @@ def backup(folder: Path | str, out: Path | str, *, wait_seconds: float = 60.0) -
                     if path.is_file():
                         count += 1
                     archive.add(path, arcname=str(path.relative_to(folder)), recursive=False)
+            # acknowledged changes not yet in their files are in the journals: the restored store
+            # applies them when it opens, as after a crash
+            for name in (JOURNAL_PREVIOUS, JOURNAL):
+                if (folder / name).exists() and (folder / name).stat().st_size:
+                    archive.add(folder / name, arcname=name, recursive=False)
+                    count += 1
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, out)
@@ -850,7 +1063,9 @@ def restore(folder: Path | str, archive: Path | str) -> Path | None:
             members = tar.getmembers()
             for member in members:
                 top = Path(member.name).parts[0] if member.name else ""
-                if top not in STORE_PARTS or ".." in Path(member.name).parts or not (member.isfile() or member.isdir()):
+                journal = member.name in (JOURNAL, JOURNAL_PREVIOUS) and member.isfile()
+                if not journal and (top not in STORE_PARTS or ".." in Path(member.name).parts
+                                    or not (member.isfile() or member.isdir())):
                     raise ValueError(f"{archive} is not a store backup (unexpected entry {member.name!r})")
             tar.extractall(staging, filter="data")
         for path in staging.rglob("*.json"):      # every file must load before we switch
@@ -881,6 +1096,9 @@ def restore(folder: Path | str, archive: Path | str) -> Path | None:
                 os.replace(staging / part, folder / part)
             else:
                 (folder / part).mkdir()
+        for name in (JOURNAL_PREVIOUS, JOURNAL):          # replayed when the store next opens
+            if (staging / name).exists():
+                os.replace(staging / name, folder / name)
         shutil.rmtree(staging)
         os.sync()
         return aside

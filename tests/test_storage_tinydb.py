@@ -260,6 +260,8 @@ async def test_an_operation_reads_one_small_file_not_the_store(tmp_path: Path, m
             original_read, original_write = storage.read, storage.write
             monkeypatch.setattr(storage, "read", counting(original_read, reads))
             monkeypatch.setattr(storage, "write", counting(original_write, writes))
+        monkeypatch.setattr(tinydb_store.AppendOnlyLinesStorage, "append_line",
+                            counting(tinydb_store.AppendOnlyLinesStorage.append_line, writes))
         stored = await store.get("cases", "c150")
         await store.put("cases", "c150", {**stored.data, "i": -1}, etag=stored.etag)
         await store.append("audit", {"i": 450})
@@ -345,6 +347,79 @@ async def test_backup_while_writing_then_restore(tmp_path: Path) -> None:
             json.dumps((await store.get("busy", key)).data)
     finally:
         await store.close()
+
+
+async def test_a_backup_holds_changes_acknowledged_but_not_yet_in_their_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = TinyDBStore(tmp_path / "data")
+    await store.put("cases", "c1", {"v": 1})
+    await store.append("audit", {"i": 1})
+    await asyncio.to_thread(store._wait_applied, store._committed_seq)
+    held, release = threading.Event(), threading.Event()
+    real_apply = store._apply
+
+    def slow_apply(appends: Any) -> None:        # the applier held back: files lag the journal
+        held.set()
+        assert release.wait(timeout=20)
+        real_apply(appends)
+
+    monkeypatch.setattr(store, "_apply", slow_apply)
+    await store.put("cases", "c1", {"v": 2})            # acknowledged: in the journal, not the file
+    await store.put("cases", "c2", {"v": 1})
+    await store.append("audit", {"i": 2})
+    assert held.wait(timeout=10)
+    assert json.loads((tmp_path / "data" / "docs" / "cases" / "c1.json").read_text())["_default"]["1"]["data"] == {"v": 1}
+    assert (await store.get("cases", "c1")).data == {"v": 2}          # reads see it meanwhile
+    await asyncio.to_thread(backup, tmp_path / "data", tmp_path / "b.tar.gz")
+    release.set()
+    await store.put("cases", "c3", {"v": 1})                # after the backup: not in it
+    await store.close()
+    restore(tmp_path / "data", tmp_path / "b.tar.gz")
+    store = TinyDBStore(tmp_path / "data")
+    try:
+        assert (await store.get("cases", "c1")).data == {"v": 2}
+        assert (await store.get("cases", "c2")).data == {"v": 1}
+        assert await store.get("cases", "c3") is None
+        assert [r async for r in store.read_log("audit")] == [{"i": 1}, {"i": 2}]
+    finally:
+        await store.close()
+
+
+async def test_files_follow_the_journal_and_listings_wait_for_them(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    store = TinyDBStore(tmp_path / "data")
+    held, release = threading.Event(), threading.Event()
+    real_apply = store._apply
+
+    def slow_apply(appends: Any) -> None:
+        held.set()
+        assert release.wait(timeout=20)
+        real_apply(appends)
+
+    monkeypatch.setattr(store, "_apply", slow_apply)
+    try:
+        for i in range(20):                                 # one document rewritten many times
+            await store.put("cases", "c1", {"v": i})
+        await store.put("cases", "c2", {"v": 0})
+        await store.delete("cases", "c2")
+        await store.append("audit", {"i": 0})
+        assert held.wait(timeout=10)
+        assert (await store.get("cases", "c1")).data == {"v": 19}
+        assert await store.get("cases", "c2") is None
+        listing = asyncio.ensure_future(store.keys("cases"))
+        log = asyncio.ensure_future(store.read_log("audit").__anext__())
+        await asyncio.sleep(0.2)
+        assert not listing.done() and not log.done()        # a listing waits for the files
+        release.set()
+        assert await listing == ["c1"]
+        assert await log == {"i": 0}
+        written = store.files_written
+        assert written < 20, written                        # superseded versions are never written
+    finally:
+        release.set()
+        await store.close()
+    assert json.loads((tmp_path / "data" / "docs" / "cases" / "c1.json").read_text())["_default"]["1"]["data"] == {"v": 19}
+    assert not (tmp_path / "data" / "docs" / "cases" / "c2.json").exists()
 
 
 def test_restore_refuses_an_archive_that_is_not_a_backup(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import gc
 import logging
 import os
@@ -108,7 +109,44 @@ def store_figures(store: Any) -> dict[str, Any]:
     if journal is None:
         return {}
     return {"store_cache_hits": store.cache_hits, "journal_flushes": journal.flushes,
-            "checkpoints": store.checkpoints, "checkpoint_longest_ms": round(store.checkpoint_longest * 1000, 1)}
+            "journal_lines": journal.lines, "batch_largest": store.batch_largest,
+            "checkpoints": store.checkpoints, "checkpoint_longest_ms": round(store.checkpoint_longest * 1000, 1),
+            "threads": thread_cpu()}
+
+
+def count_store_calls(store: Any) -> collections.Counter[str]:
+    """``BENCH_COUNT_STORE=1``: count the store's operations by kind and collection (instance wrappers)."""
+    calls: collections.Counter[str] = collections.Counter()
+    for name in ("get", "put", "delete", "append", "keys", "read_log"):
+        method = getattr(store, name, None)
+        if method is None:
+            continue
+
+        def wrap(method: Any = method, name: str = name) -> Any:
+            def counted(collection: str, *args: Any, **kwargs: Any) -> Any:
+                calls[f"{name} {collection}"] += 1
+                return method(collection, *args, **kwargs)
+            return counted
+
+        setattr(store, name, wrap())
+    return calls
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds used so far by each of this process's threads, by name (Linux /proc)."""
+    import threading
+    names = {thread.native_id: thread.name for thread in threading.enumerate()}
+    found: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = names.get(int(task.name), "other")
+        name = name.split("_")[0] if name.startswith("tinydb-store") else name
+        found[name] = round(found.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick, 2)
+    return found
 
 
 def use_sdk_defaults() -> None:
@@ -158,8 +196,12 @@ def main(argv: list[str] | None = None) -> int:
         # the memory store the seeded cases (which stand in for a store that keeps them on disk),
         # out of the cyclic collector's reach.
         freeze_startup_heap()
+        if os.environ.get("BENCH_SWITCH_INTERVAL"):  # experiments: BENCH_SWITCH_INTERVAL=0.001
+            sys.setswitchinterval(float(os.environ["BENCH_SWITCH_INTERVAL"]))
         if os.environ.get("BENCH_GC_THRESHOLD"):    # experiments: BENCH_GC_THRESHOLD=700,10,10
             gc.set_threshold(*(int(n) for n in os.environ["BENCH_GC_THRESHOLD"].split(",")))
+
+        calls = count_store_calls(parts.services.store) if os.environ.get("BENCH_COUNT_STORE") else None
 
         def extra() -> dict[str, Any]:
             pool = parts.adapter.pool
@@ -171,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
                     fetches += creds.fetches if isinstance(creds, CachedAppCredentials) else 0
             return {"connector_clients_created": pool.created, "credentials_created": credentials.created,
                     "token_fetches": fetches, "seed_seconds": round(seconds, 2), "cases": args.cases,
-                    "store": args.store, **store_figures(parts.services.store)}
+                    "store": args.store, **store_figures(parts.services.store),
+                    **({"store_calls": dict(calls.most_common())} if calls is not None else {})}
 
         install_stats_route(app, extra)
         runner = web.AppRunner(app, access_log=None)
