@@ -1063,8 +1063,8 @@ def restore(folder: Path | str, archive: Path | str) -> Path | None:
             members = tar.getmembers()
             for member in members:
                 top = Path(member.name).parts[0] if member.name else ""
-                journal = member.name in (JOURNAL, JOURNAL_PREVIOUS) and member.isfile()
-                if not journal and (top not in STORE_PARTS or ".." in Path(member.name).parts
+                a_journal = member.name in (JOURNAL, JOURNAL_PREVIOUS) and member.isfile()
+                if not a_journal and (top not in STORE_PARTS or ".." in Path(member.name).parts
                                     or not (member.isfile() or member.isdir())):
                     raise ValueError(f"{archive} is not a store backup (unexpected entry {member.name!r})")
             tar.extractall(staging, filter="data")
