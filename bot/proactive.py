@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import collections
 import email.utils
 import logging
 import random
@@ -50,6 +51,7 @@ T = TypeVar("T")
 RETRY_STATUSES = frozenset({412, 429, 500, 502, 503, 504})
 PERMANENT_STATUSES = frozenset({403, 404})
 SMOOTH_BURST = 5
+KNOWN_REFERENCES = 20_000     # conversation references remembered in memory (LRU)
 
 
 class NoConversation(LookupError):
@@ -295,6 +297,22 @@ class Proactive:
         # where to create a 1:1 chat before anyone has talked to the bot (Teams' service URL is per
         # region; the coordinators' channel setting gives it): set by bot.scheduler.install_scheduler
         self.default_service_url = ""
+        # references this process last found or wrote in the store, so an unchanged one costs no
+        # store read per turn (bounded; another instance writing the same key only makes us read again)
+        self._known: collections.OrderedDict[str, dict[str, Any]] = collections.OrderedDict()
+
+    def _unchanged(self, key: str, data: dict[str, Any]) -> bool:
+        known = self._known.get(key)
+        if known is not None and known == data:
+            self._known.move_to_end(key)
+            return True
+        return False
+
+    def _know(self, key: str, data: dict[str, Any]) -> None:
+        self._known[key] = data
+        self._known.move_to_end(key)
+        while len(self._known) > KNOWN_REFERENCES:
+            self._known.popitem(last=False)
 
     async def remember(self, activity: Activity) -> None:
         """Keep the reference of the conversation this activity came from (personal chats per user,
@@ -316,9 +334,12 @@ class Proactive:
             keys += [f"user:{k.lower()}" for k in (activity.from_property.id,
                                                    getattr(activity.from_property, "aad_object_id", None)) if k]
         for key in keys:
+            if self._unchanged(key, data):
+                continue
             existing = await self.store.get(REFS, key)
             if existing is None or existing.data != data:
                 await self.store.put(REFS, key, data)
+            self._know(key, data)
         if team and conversation and conversation.id:      # a channel's team, for its roster (bot/people.py)
             key = f"team:{conversation.id.split(';')[0]}"
             existing = await self.store.get(REFS, key)

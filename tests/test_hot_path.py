@@ -441,3 +441,26 @@ async def test_a_known_conversation_is_not_written_again_on_every_turn(bot: BotH
     stored = await store.get(REFS, "user:user-id-0")
     assert stored is not None and "activityId" not in stored.data
     assert stored.data["conversation"]["id"] and stored.data["serviceUrl"] == bot.connector.url
+
+
+async def test_a_known_conversation_is_not_even_read_again_but_a_changed_one_is_written(
+        bot: BotHarness, key_server: KeyServer):
+    """This process remembers the references it last found or wrote (bot/proactive.py), so an
+    unchanged one costs no store read per turn; one that changes (a new service URL) is written."""
+    from bot.proactive import REFS
+
+    store: CountingStore = bot.parts.services.store
+    assert await say(bot, key_server, ALEX) == 200
+    store.reads.clear()
+    store.writes.clear()
+    for _ in range(3):
+        assert await say(bot, key_server, ALEX) == 200
+    assert [r for r in store.reads if r[0] == REFS] == []
+    proactive = bot.parts.services.proactive
+    activity = bot.activity(ALEX, text="help")
+    activity["serviceUrl"] = bot.connector.url.rstrip("/") + "/moved/"
+    from botbuilder.schema import Activity
+    await proactive.remember(Activity().deserialize(activity))
+    assert ("conversation_refs", "user:user-id-0") in store.writes
+    stored = await store.get(REFS, "user:user-id-0")
+    assert stored is not None and stored.data["serviceUrl"].endswith("/moved/")
