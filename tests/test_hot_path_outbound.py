@@ -558,6 +558,13 @@ def test_sdk_operations_keep_the_signatures_urls_and_statuses_reproduced_here() 
 
 
 def test_sdk_sends_replies_and_updates_through_these_operations() -> None:
+    """The adapter reaches the client's ``conversations`` attribute, which the client sets once from
+    ``ConversationsOperations(client, config, serializer, deserializer)``: bot/connector.py replaces it."""
+    assert list(inspect.signature(ConversationsOperations.__init__).parameters) == [
+        "self", "client", "config", "serializer", "deserializer"]
+    from botframework.connector.aio import ConnectorClient
+
+    assert "self.conversations = ConversationsOperations(" in inspect.getsource(ConnectorClient.__init__)
     sends = inspect.getsource(CloudAdapterBase.send_activities)
     assert "connector_client.conversations.reply_to_activity(" in sends
     assert "connector_client.conversations.send_to_conversation(" in sends
