@@ -1,12 +1,12 @@
 """Repositories over the DocumentStore port: cases, drafts, indexes and the audit log."""
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
+from supervision.aio import gather_eagerly
 from supervision.clock import Clock
 from supervision.codec import from_data, to_data
 from supervision.errors import NotFound, VersionConflict
@@ -81,7 +81,9 @@ class CaseRepository:
 
     async def _index(self, case: Case) -> None:
         keys = {key.lower() for key in case.member_ids() | case.member_emails()}
-        await asyncio.gather(*(add_to_index(self.store, USER_INDEX, key, case.id) for key in sorted(keys)))
+        # eagerly: with the case already in every member's index (the usual update) and the store
+        # answering from memory, this costs no task and no turn of the event loop
+        await gather_eagerly(*(add_to_index(self.store, USER_INDEX, key, case.id) for key in sorted(keys)))
 
 
 async def add_to_index(store: DocumentStore, collection: str, key: str, value: str) -> None:
