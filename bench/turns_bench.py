@@ -314,6 +314,7 @@ def report(results: list[Result], final: dict[str, Any], rss: float, args: argpa
     if final.get("store_calls"):
         print("store calls over the whole run (BENCH_COUNT_STORE): "
               + ", ".join(f"{name} {count}" for name, count in final["store_calls"].items()))
+        print(f"store writes, time to acknowledgement p50/p95/p99 (ms): {final.get('write_waits_ms')}")
     if final.get("threads"):
         print("bot CPU seconds by thread over the whole run: "
               + ", ".join(f"{name} {cpu}" for name, cpu in sorted(final["threads"].items(), key=lambda kv: -kv[1])))

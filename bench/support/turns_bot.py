@@ -114,6 +114,16 @@ def store_figures(store: Any) -> dict[str, Any]:
             "threads": thread_cpu()}
 
 
+WRITE_WAITS: list[float] = []     # seconds each write waited for its acknowledgement (BENCH_COUNT_STORE)
+
+
+def write_waits() -> dict[str, float]:
+    ordered = sorted(WRITE_WAITS[-20_000:])
+    if not ordered:
+        return {}
+    return {f"p{q}": round(ordered[min(len(ordered) - 1, int(len(ordered) * q / 100))] * 1000, 2) for q in (50, 95, 99)}
+
+
 def count_store_calls(store: Any) -> collections.Counter[str]:
     """``BENCH_COUNT_STORE=1``: count the store's operations by kind and collection (instance wrappers)."""
     calls: collections.Counter[str] = collections.Counter()
@@ -123,6 +133,16 @@ def count_store_calls(store: Any) -> collections.Counter[str]:
             continue
 
         def wrap(method: Any = method, name: str = name) -> Any:
+            if name in ("put", "delete", "append"):
+                async def timed(collection: str, *args: Any, **kwargs: Any) -> Any:
+                    calls[f"{name} {collection}"] += 1
+                    started = time.perf_counter()
+                    try:
+                        return await method(collection, *args, **kwargs)
+                    finally:
+                        WRITE_WAITS.append(time.perf_counter() - started)
+                return timed
+
             def counted(collection: str, *args: Any, **kwargs: Any) -> Any:
                 calls[f"{name} {collection}"] += 1
                 return method(collection, *args, **kwargs)
@@ -214,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
             return {"connector_clients_created": pool.created, "credentials_created": credentials.created,
                     "token_fetches": fetches, "seed_seconds": round(seconds, 2), "cases": args.cases,
                     "store": args.store, **store_figures(parts.services.store),
-                    **({"store_calls": dict(calls.most_common())} if calls is not None else {})}
+                    **({"store_calls": dict(calls.most_common()), "write_waits_ms": write_waits()}
+                       if calls is not None else {})}
 
         install_stats_route(app, extra)
         runner = web.AppRunner(app, access_log=None)
