@@ -210,8 +210,10 @@ class ConnectorPool:
         # without body()'s deserialising pass and per-value lookups; the operations share this object
         client._serialize.__class__ = WireSerializer
         config = client.config
+        # RawDeserializer outside BearerPolicy and RetryPolicy: only the answer that is kept is decoded,
+        # so a channel's non-JSON page (a gateway's HTML 502, a 401) is retried, not a decoding error
         config.pipeline = AsyncPipeline(
-            [config.user_agent_policy, BearerPolicy(config.credentials), RetryPolicy(), RawDeserializer(),
+            [config.user_agent_policy, RawDeserializer(), BearerPolicy(config.credentials), RetryPolicy(),
              config.http_logger_policy],
             SessionSender(self))
         # replies, proactive sends and updates go straight onto the session (bot/outbound.py); every

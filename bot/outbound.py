@@ -180,12 +180,14 @@ class DirectConversations(ConversationsOperations):  # type: ignore[misc]
                 body = await raw.read()
             finally:
                 raw.release()
-            # what RawDeserializer.on_response does with every answer (it may raise)
-            return _Answer(raw, body, RawDeserializer.deserialize_from_http_generics(
-                body.decode("utf-8-sig"), raw.headers))
+            return _Answer(raw, body, None)
 
         answer = await with_bearer(self.config.credentials, headers,
                                    lambda: with_retries(exchange, _status, _retry_after), _status)
+        # what RawDeserializer.on_response does with the answer kept (it may raise): after the token
+        # and retry handling, as in our pipeline, so a 5xx or 401 page that is not JSON is retried first
+        answer.data = RawDeserializer.deserialize_from_http_generics(answer.body.decode("utf-8-sig"),
+                                                                     answer.raw.headers)
         self.direct += 1
         if answer.raw.status not in OK_STATUSES:
             raise ErrorResponseException(self._deserialize, self._msrest_response(method, url, headers, data, answer))
