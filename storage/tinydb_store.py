@@ -87,6 +87,7 @@ CHECKPOINT_BYTES = 8 * 1024 * 1024   # journal size that triggers a flush of the
 DOC_ID = 1
 CACHE_BYTES = 16 * 1024 * 1024       # documents' file bytes kept in memory (LRU)
 CACHE_ENTRY = 200                     # bytes counted per cached entry besides the file's
+DSYNC_WRITE = getattr(os, "RWF_DSYNC", 0) if hasattr(os, "pwritev") else 0   # 0: write, then fdatasync
 _ABSENT = object()                    # not in the cache (None there: known not to exist)
 
 
@@ -364,13 +365,24 @@ class Journal:
         return found
 
     def write_lines(self, lines: list[bytes]) -> None:
-        """Append entries (JSON lines) and return once they are durable: one write, one fdatasync."""
+        """Append entries (JSON lines) and return once they are durable: on Linux one system call that
+        writes and syncs the data (pwritev2 with RWF_DSYNC, at the end of the file); else a write and
+        an fdatasync. (Every system call gives up the interpreter lock and waits to get it back from a
+        busy event loop: one is cheaper than two.)"""
         payload = b"".join(lines)
-        view = memoryview(payload)
-        while view:
-            view = view[os.write(self.fd, view):]
+        written = 0
+        if DSYNC_WRITE:
+            try:
+                written = os.pwritev(self.fd, [payload], -1, DSYNC_WRITE)  # -1: at the file's end (O_APPEND)
+            except OSError as error:
+                if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                    raise
+        if written < len(payload):
+            view = memoryview(payload)[written:]
+            while view:
+                view = view[os.write(self.fd, view):]
+            os.fdatasync(self.fd)
         self.size += len(payload)
-        os.fdatasync(self.fd)
         self.flushes += 1
         self.lines += len(lines)
 

@@ -565,3 +565,28 @@ async def test_a_checkpoint_lets_writes_go_on_and_a_crash_in_it_loses_nothing(tm
         assert (folder / "journal.jsonl").stat().st_size == 0
     finally:
         await again.close()
+
+
+@pytest.mark.parametrize("dsync", [True, False], ids=["pwritev-dsync", "write-then-fdatasync"])
+async def test_the_journal_writes_the_same_lines_either_way(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            dsync: bool) -> None:
+    if not dsync:
+        monkeypatch.setattr(tinydb_store, "DSYNC_WRITE", 0)
+    synced: list[int] = []
+    real_fdatasync = os.fdatasync
+    monkeypatch.setattr(tinydb_store.os, "fdatasync", lambda fd: (synced.append(fd), real_fdatasync(fd))[1])
+    store = TinyDBStore(tmp_path / "data")
+    try:
+        await store.put("cases", "c1", {"v": 1})
+        await store.append("audit", {"i": 1})
+        entries = store.journal.entries()
+        assert [e["op"] for e in entries] == ["put", "append"]
+        assert store.journal.size == (tmp_path / "data" / "journal.jsonl").stat().st_size
+        assert bool(synced) is (not dsync or not tinydb_store.DSYNC_WRITE)
+    finally:
+        await store.close()
+    reopened = TinyDBStore(tmp_path / "data")
+    try:
+        assert (await reopened.get("cases", "c1")).data == {"v": 1}
+    finally:
+        await reopened.close()
