@@ -50,6 +50,7 @@ import ctypes
 import errno
 import fcntl
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -86,6 +87,8 @@ JOURNAL_PREVIOUS = "journal.previous.jsonl"   # a checkpoint's journal, until it
 CHECKPOINT_BYTES = 8 * 1024 * 1024   # journal size that triggers a flush of the files and a fresh journal
 DOC_ID = 1
 CACHE_BYTES = 16 * 1024 * 1024       # documents' file bytes kept in memory (LRU)
+APPLY_PAUSE = 0.02                    # seconds the applier lets changes gather between rounds
+KNOWN_ETAGS = 200_000                 # etags of written documents remembered by the committer
 CACHE_ENTRY = 200                     # bytes counted per cached entry besides the file's
 DSYNC_WRITE = getattr(os, "RWF_DSYNC", 0) if hasattr(os, "pwritev") else 0   # 0: write, then fdatasync
 _ABSENT = object()                    # not in the cache (None there: known not to exist)
@@ -456,10 +459,14 @@ class TinyDBStore:
         # document only); until then the document's bytes are in _unapplied (and the cache)
         self._unapplied: dict[tuple[str, str], bytes | None] = {}
         self._unapplied_appends: list[tuple[AppendOnlyLinesStorage, int, str]] = []
+        # the etag of each document the committer wrote (None: deleted), so checking an etag needs no
+        # parse of the document; only the committer and bulk loads change it
+        self._etags: dict[tuple[str, str], str | None] = {}
         self._apply_ready = threading.Condition(threading.Lock())
         self._committed_seq = 0
         self._applied_seq = 0
         self._apply_stopping = False
+        self._apply_hurry = threading.Event()
         self.files_written = 0
         self._committer = threading.Thread(target=self._commit_forever, name="tinydb-committer", daemon=True)
         self._applier = threading.Thread(target=self._apply_forever, name="tinydb-applier", daemon=True)
@@ -721,7 +728,7 @@ class TinyDBStore:
         else:
             try:
                 with self._writing():
-                    planned: dict[tuple[str, str], Stored | None] = {}
+                    planned: dict[tuple[str, str], str | None] = {}
                     for change in batch:
                         try:
                             line, apply = (self._plan_append(change, appends) if change.op == "append"
@@ -759,39 +766,52 @@ class TinyDBStore:
             except RuntimeError:                 # the loop has gone: nobody is waiting any more
                 pass
 
-    def _plan_document(self, change: _Change, planned: dict[tuple[str, str], Stored | None]) -> tuple[bytes | None, Any]:
+    def _current_etag(self, collection: str, key: str) -> str | None:
+        """The document's etag (None: no such document): known to the committer for what it wrote,
+        else read (from the cache or the file)."""
+        etag = self._etags.get((collection, key), _ABSENT)
+        if etag is _ABSENT:
+            current = self._read_doc(collection, key)
+            etag = current.etag if current is not None else None
+        return etag  # type: ignore[return-value]
+
+    def _plan_document(self, change: _Change, planned: dict[tuple[str, str], str | None]) -> tuple[bytes | None, Any]:
         collection, key = change.name, change.key
         entry = (collection, key)
-        current = planned[entry] if entry in planned else self._read_doc(collection, key)
+        current = planned[entry] if entry in planned else self._current_etag(collection, key)
         if change.op == "del":
             if current is None:
                 return None, lambda: None
-            if change.etag is not None and current.etag != change.etag:
+            if change.etag is not None and current != change.etag:
                 raise VersionConflict(f"{collection}/{key} changed")
             planned[entry] = None
             return (f'{{"op":"del","c":{_dumps(collection)},"k":{_dumps(key)}}}\n'.encode(),
-                    lambda: self._publish(collection, key, None))
+                    lambda: self._publish(collection, key, None, None))
         if change.create_only and current is not None:
             raise VersionConflict(f"{collection}/{key} exists")
-        if change.etag is not None and (current is None or current.etag != change.etag):
+        if change.etag is not None and (current is None or current != change.etag):
             raise VersionConflict(f"{collection}/{key} changed")
         new_etag = f'"{secrets.token_hex(8)}"'
-        planned[entry] = Stored({}, new_etag)
+        planned[entry] = new_etag
         record = f'{{"key":{_dumps(key)},"etag":{_dumps(new_etag)},"data":{change.text}}}'
         # the file TinyDB would write for this one document: {"_default": {"1": record}}
         payload = f'{{"_default":{{"{DOC_ID}":{record}}}}}'.encode()
 
         def publish() -> str:
-            self._publish(collection, key, payload)
+            self._publish(collection, key, payload, new_etag)
             return new_etag
 
         return f'{{"op":"put","c":{_dumps(collection)},"k":{_dumps(key)},"r":{record}}}\n'.encode(), publish
 
-    def _publish(self, collection: str, key: str, payload: bytes | None) -> None:
+    def _publish(self, collection: str, key: str, payload: bytes | None, etag: str | None) -> None:
         """A journaled change becomes what reads see (cache, and _unapplied until its file is written)."""
         with self._stripe(collection, key):
             self._unapplied[(collection, key)] = payload
             self._cache_set(collection, key, payload)
+            if len(self._etags) >= KNOWN_ETAGS:          # bounded: the oldest half is read again if needed
+                for old in list(itertools.islice(self._etags, KNOWN_ETAGS // 2)):
+                    del self._etags[old]
+            self._etags[(collection, key)] = etag
 
     def _apply_forever(self) -> None:
         while True:
@@ -814,6 +834,10 @@ class TinyDBStore:
             with self._apply_ready:
                 self._applied_seq = max(self._applied_seq, seq)
                 self._apply_ready.notify_all()
+            # a pause between rounds lets changes gather (a document rewritten meanwhile is written
+            # once), unless someone waits for the files (a listing, a checkpoint, closing)
+            if self._apply_hurry.wait(APPLY_PAUSE):
+                self._apply_hurry.clear()
 
     def _apply(self, appends: list[tuple[AppendOnlyLinesStorage, int, str]]) -> None:
         """Write what was acknowledged to the files: log records in order, then the latest version of
@@ -836,6 +860,7 @@ class TinyDBStore:
 
     def _wait_applied(self, seq: int) -> None:
         """Block until every change committed up to ``seq`` is in its file (or superseded)."""
+        self._apply_hurry.set()
         with self._apply_ready:
             while self._applied_seq < seq and self._applier.is_alive():
                 self._apply_ready.wait(timeout=1.0)
@@ -872,6 +897,7 @@ class TinyDBStore:
                     AtomicJSONStorage(folder / f"{encode_name(key)}.json", self.tmp, durable=False).write(
                         {"_default": {str(DOC_ID): record}})
                     self._unapplied.pop((collection, key), None)
+                    self._etags.pop((collection, key), None)
                     self._cache_drop(collection, key)
 
     async def bulk_put(self, collection: str, items: dict[str, dict[str, Any]], *, parallel: int = 4) -> None:
@@ -970,6 +996,7 @@ class TinyDBStore:
         with self._apply_ready:
             self._apply_stopping = True
             self._apply_ready.notify_all()
+        self._apply_hurry.set()
         self._applier.join()            # and written to its file
         self._pool.shutdown(wait=True)
         self.checkpoint()

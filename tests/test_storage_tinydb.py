@@ -265,6 +265,7 @@ async def test_an_operation_reads_one_small_file_not_the_store(tmp_path: Path, m
         stored = await store.get("cases", "c150")
         await store.put("cases", "c150", {**stored.data, "i": -1}, etag=stored.etag)
         await store.append("audit", {"i": 450})
+        await asyncio.to_thread(store._wait_applied, store._committed_seq)     # the files follow the journal
         touched = {p.name for p in reads + writes}
         assert touched == {"c150.json", "000000002.jsonl"}, touched
         assert max(p.stat().st_size for p in set(reads + writes)) < 20_000
