@@ -107,16 +107,19 @@ def _encode_isoformat(value: Any) -> Any:
     return value.isoformat()
 
 
+# Items are encoded as to_data does, inline: a plain value kept, else its type's encoder called
+# directly when there is one already (to_data builds it otherwise).
+
 def _encode_list(value: Any) -> list[Any]:
-    return [v if type(v) in _PLAIN else to_data(v) for v in value]
+    return [v if (t := type(v)) in _PLAIN else _encoders.get(t, to_data)(v) for v in value]
 
 
 def _encode_set(value: Any) -> list[Any]:
-    return sorted([v if type(v) in _PLAIN else to_data(v) for v in value])
+    return sorted([v if (t := type(v)) in _PLAIN else _encoders.get(t, to_data)(v) for v in value])
 
 
 def _encode_dict(value: Any) -> dict[str, Any]:
-    return {(k if type(k) is str else str(k)): (v if type(v) in _PLAIN else to_data(v))
+    return {(k if type(k) is str else str(k)): (v if (t := type(v)) in _PLAIN else _encoders.get(t, to_data)(v))
             for k, v in value.items()}
 
 
@@ -125,15 +128,17 @@ def _keep(value: Any) -> Any:
 
 
 def _dataclass_encoder(cls: type) -> Encoder:
-    """``def encode(obj): return {"name": <obj.name encoded>, ...}`` over every field, in order; a
-    plain value is kept without a call."""
+    """``def encode(obj): return {"name": <obj.name encoded>, ...}`` over every field, in order, each
+    value encoded as to_data does, inline (a plain value kept, else its type's encoder called)."""
     names = [f.name for f in dataclasses.fields(cls)]
     if not all(_is_attribute_name(n) for n in names):
         getters = [(n, attrgetter(n)) for n in names]
         return lambda obj: {n: to_data(get(obj)) for n, get in getters}
-    items = "".join(f"\n        {n!r}: v if type(v := obj.{n}) in PLAIN else to_data(v)," for n in names)
+    items = "".join(f"\n        {n!r}: v if (t := type(v := obj.{n})) in PLAIN else encoder(t, to_data)(v),"
+                    for n in names)
     source = f"def encode(obj):\n    return {{{items}\n    }}\n"
-    return typing.cast(Encoder, _compile(source, f"encode_{cls.__qualname__}", {"PLAIN": _PLAIN, "to_data": to_data}))
+    env = {"PLAIN": _PLAIN, "encoder": _encoders.get, "to_data": to_data}
+    return typing.cast(Encoder, _compile(source, f"encode_{cls.__qualname__}", env))
 
 
 # ---------------------------------------------------------------------------------------- decoding
