@@ -12,6 +12,10 @@ Those steps only *assign* top-level attributes, so a shallow copy protects the c
 send handlers, the adapter - is the SDK's. The adapter makes its turn contexts this class
 (bot/adapter.py ``_create_turn_context``). tests/test_hot_path_state.py pins the SDK behaviour
 relied on and compares what is sent with the SDK's own ``TurnContext``.
+
+It also runs the send/update/delete handler chain without the SDK's self-referencing closure
+(``_Chain``), so a turn's context is freed when the turn ends rather than by the cyclic collector
+(tests/test_hot_path_context.py).
 """
 from __future__ import annotations
 
@@ -43,6 +47,27 @@ def private_copy(activity: Any) -> Any:
     return own
 
 
+class _Chain:
+    """The SDK's ``_emit`` chain of send/update/delete handlers without its reference cycle: botbuilder
+    4.17.1 builds a closure that calls itself (``emit_next``), so every send left a cycle holding the
+    context, the activities and the handlers, for the cyclic collector to find. Same order and the
+    same semantics: each handler gets ``next`` and may skip it; ``logic`` is awaited afterwards in
+    any case, as the SDK does."""
+
+    __slots__ = ("context", "handlers", "arg")
+
+    def __init__(self, context: TurnContext, handlers: list[Any], arg: Any) -> None:
+        self.context, self.handlers, self.arg = context, handlers, arg
+
+    async def run(self, index: int) -> None:
+        if index < len(self.handlers):
+            await self.handlers[index](self.context, self.arg, lambda: self.run(index + 1))
+
+
 class LeanTurnContext(TurnContext):  # type: ignore[misc]
     async def send_activities(self, activities: list[Activity]) -> list[ResourceResponse]:
         return await super().send_activities([private_copy(a) for a in activities])  # type: ignore[no-any-return]
+
+    async def _emit(self, plugins: list[Any], arg: Any, logic: Any) -> Any:
+        await _Chain(self, list(plugins), arg).run(0)
+        return await logic
