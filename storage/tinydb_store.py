@@ -585,6 +585,12 @@ class TinyDBStore:
                 _, dropped = self._cache.popitem(last=False)
                 self._cache_bytes -= CACHE_ENTRY + len(dropped or b"")
 
+    def drop_cache(self) -> None:
+        """Forget every cached document (reads go to the files until they are cached again)."""
+        with self._cache_lock:
+            self._cache.clear()
+            self._cache_bytes = 0
+
     def _cache_drop(self, collection: str, key: str) -> None:
         with self._cache_lock:
             if (collection, key) in self._cache:
