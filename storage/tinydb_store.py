@@ -256,12 +256,15 @@ class AppendOnlyLinesStorage(Storage):
         return len(self._load())
 
     def append_line(self, record_id: int, text: str) -> None:
-        """Append one record, given as its JSON text, without TinyDB's read-compare-rewrite of the
-        table: the same line ``write`` would add (``{"id":n,"r":record}``), after the last complete
-        line (a torn tail is overwritten)."""
+        self.append_lines([(record_id, text)])
+
+    def append_lines(self, records: list[tuple[int, str]]) -> None:
+        """Append records, each given as its JSON text, without TinyDB's read-compare-rewrite of the
+        table: the lines ``write`` would add (``{"id":n,"r":record}``), with one write after the last
+        complete line (a torn tail is overwritten)."""
         if not self._positioned:
             self._load()
-        payload = f'{{"id":{record_id},"r":{text}}}\n'.encode()
+        payload = "".join(f'{{"id":{record_id},"r":{text}}}\n' for record_id, text in records).encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
         try:
             view, offset = memoryview(payload), 0
@@ -850,9 +853,14 @@ class TinyDBStore:
         each document (a version superseded meanwhile is left for the next round, which writes the
         newer one). A crash before this only loses work the journal does again at start."""
         with self._writing():
-            for storage, record_id, text in appends:
-                storage.append_line(record_id, text)
+            start = 0
+            while start < len(appends):        # a run of records for one segment: one write
+                storage, end = appends[start][0], start + 1
+                while end < len(appends) and appends[end][0] is storage:
+                    end += 1
+                storage.append_lines([(record_id, text) for _, record_id, text in appends[start:end]])
                 self.files_written += 1
+                start = end
             for (collection, key), payload in list(self._unapplied.items()):
                 with self._stripe(collection, key):
                     if self._unapplied.get((collection, key), _ABSENT) is not payload:

@@ -260,8 +260,8 @@ async def test_an_operation_reads_one_small_file_not_the_store(tmp_path: Path, m
             original_read, original_write = storage.read, storage.write
             monkeypatch.setattr(storage, "read", counting(original_read, reads))
             monkeypatch.setattr(storage, "write", counting(original_write, writes))
-        monkeypatch.setattr(tinydb_store.AppendOnlyLinesStorage, "append_line",
-                            counting(tinydb_store.AppendOnlyLinesStorage.append_line, writes))
+        monkeypatch.setattr(tinydb_store.AppendOnlyLinesStorage, "append_lines",
+                            counting(tinydb_store.AppendOnlyLinesStorage.append_lines, writes))
         stored = await store.get("cases", "c150")
         await store.put("cases", "c150", {**stored.data, "i": -1}, etag=stored.etag)
         await store.append("audit", {"i": 450})
