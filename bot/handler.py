@@ -6,7 +6,7 @@ from http import HTTPStatus
 from typing import Any
 
 from botbuilder.core import ActivityHandler, ConversationState, InvokeResponse, TurnContext, UserState
-from botbuilder.dialogs import Dialog, DialogContext, DialogSet, DialogTurnStatus
+from botbuilder.dialogs import Dialog, DialogContext, DialogSet, DialogState, DialogTurnStatus
 from botbuilder.schema import ChannelAccount
 
 from bot.files import FILES_RECEIVED, has_files
@@ -88,6 +88,12 @@ class SupervisionBot(ActivityHandler):
             await self._run(await self.make_turn(turn_context), files_handler)   # a file sent in chat
             return
         turn = await self.make_turn(turn_context, text=text or "")
+        # what DialogSet.create_context reads first; a DialogContext (with its DialogStateManager,
+        # memory scopes and path resolvers) is built only when a dialog is waiting on the stack
+        stack = await self.dialog_state.get(turn_context, DialogState)
+        if not stack.dialog_stack:
+            await self._on_message(turn, None, text)
+            return
         dialog_context = await self.dialogs.create_context(turn_context)
         try:
             await self._on_message(turn, dialog_context, text)
@@ -98,9 +104,9 @@ class SupervisionBot(ActivityHandler):
             # garbage were the remaining event-loop stalls over 20 ms)
             dialog_context.state = None
 
-    async def _on_message(self, turn: Turn, dialog_context: DialogContext, text: str) -> None:
+    async def _on_message(self, turn: Turn, dialog_context: DialogContext | None, text: str) -> None:
         route = self.router.match_command(text or "")
-        if dialog_context.active_dialog is not None and route is None:
+        if dialog_context is not None and dialog_context.active_dialog is not None and route is None:
             result = await dialog_context.continue_dialog()
             if result.status != DialogTurnStatus.Empty:
                 return
@@ -110,7 +116,7 @@ class SupervisionBot(ActivityHandler):
         if route.personal_only and not turn.is_personal:
             await turn.send_text(turn.t("command.not_here", command=route.phrase))
             return
-        if dialog_context.active_dialog is not None:
+        if dialog_context is not None and dialog_context.active_dialog is not None:
             await dialog_context.cancel_all_dialogs()
         await self._run(turn, route.handler)
 
