@@ -255,9 +255,6 @@ class AppendOnlyLinesStorage(Storage):
     def records(self) -> int:
         return len(self._load())
 
-    def append_line(self, record_id: int, text: str) -> None:
-        self.append_lines([(record_id, text)])
-
     def append_lines(self, records: list[tuple[int, str]]) -> None:
         """Append records, each given as its JSON text, without TinyDB's read-compare-rewrite of the
         table: the lines ``write`` would add (``{"id":n,"r":record}``), with one write after the last
@@ -642,9 +639,6 @@ class TinyDBStore:
                 db.close()
             self._cache_set(collection, key, storage.raw or None)
             return found
-
-    def _get(self, collection: str, key: str) -> Stored | None:
-        return self._read_doc(collection, key)
 
     async def get(self, collection: str, key: str) -> Stored | None:
         """Reads asked for in the same turn of the event loop go to the threads together (a case
