@@ -515,6 +515,8 @@ class TinyDBStore:
             self._checkpoint()
 
     def _checkpoint(self) -> None:
+        if self._failed is not None:        # files may lack acknowledged changes: the journals stay for
+            return                          # the next start to apply
         with self._gate.exclusive():        # no write in progress: every applied change is in the journal
             if not self.journal.size:
                 return
@@ -528,7 +530,10 @@ class TinyDBStore:
             old.close()
             self.checkpoint_longest = max(self.checkpoint_longest, time.perf_counter() - started)
         self._wait_applied(upto)             # the old journal's changes in their files (writes go on
-        sync_filesystem(self.folder)         # meanwhile, into the fresh journal), then on disk
+        if self._applied_seq < upto:         # meanwhile, into the fresh journal), then on disk
+            raise RuntimeError(f"store {self.folder}: the files did not catch up with the journal "
+                               f"({self._failed}); {JOURNAL_PREVIOUS} is kept for the next start")
+        sync_filesystem(self.folder)
         previous.unlink()
         fsync_dir(self.folder)
         self.checkpoints += 1

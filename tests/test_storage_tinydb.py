@@ -591,3 +591,30 @@ async def test_the_journal_writes_the_same_lines_either_way(tmp_path: Path, monk
         assert (await reopened.get("cases", "c1")).data == {"v": 1}
     finally:
         await reopened.close()
+
+
+async def test_a_failed_file_write_stops_writes_and_keeps_the_journal_for_the_next_start(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "data"
+    store = TinyDBStore(folder)
+    await store.put("cases", "c1", {"v": 1})
+    await asyncio.to_thread(store._wait_applied, store._committed_seq)
+
+    def broken(appends: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store, "_apply", broken)
+    await store.put("cases", "c1", {"v": 2})               # acknowledged: durable in the journal
+    await asyncio.to_thread(store._wait_applied, store._committed_seq)
+    with pytest.raises(RuntimeError, match="stopped writing"):
+        await store.put("cases", "c2", {"v": 1})
+    await store.close()                                     # no checkpoint: the journal is kept
+    assert json.loads((folder / "docs" / "cases" / "c1.json").read_text())["_default"]["1"]["data"] == {"v": 1}
+    assert (folder / "journal.jsonl").stat().st_size > 0
+    monkeypatch.undo()
+    reopened = TinyDBStore(folder)                          # the next start applies it
+    try:
+        assert (await reopened.get("cases", "c1")).data == {"v": 2}
+        assert await reopened.get("cases", "c2") is None
+    finally:
+        await reopened.close()
