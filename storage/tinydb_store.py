@@ -54,6 +54,7 @@ import itertools
 import json
 import logging
 import os
+import random
 import secrets
 import shutil
 import tarfile
@@ -462,6 +463,9 @@ class TinyDBStore:
         # the etag of each document the committer wrote (None: deleted), so checking an etag needs no
         # parse of the document; only the committer and bulk loads change it
         self._etags: dict[tuple[str, str], str | None] = {}
+        # new etags from a generator seeded once from the OS (an etag only has to differ from the
+        # document's earlier ones): no system call, so no hand-over of the interpreter lock, per write
+        self._etag_source = random.Random(secrets.randbits(128))
         self._apply_ready = threading.Condition(threading.Lock())
         self._committed_seq = 0
         self._applied_seq = 0
@@ -799,7 +803,7 @@ class TinyDBStore:
             raise VersionConflict(f"{collection}/{key} exists")
         if change.etag is not None and (current is None or current != change.etag):
             raise VersionConflict(f"{collection}/{key} changed")
-        new_etag = f'"{secrets.token_hex(8)}"'
+        new_etag = f'"{self._etag_source.getrandbits(64):016x}"'
         planned[entry] = new_etag
         record = f'{{"key":{_dumps(key)},"etag":{_dumps(new_etag)},"data":{change.text}}}'
         # the file TinyDB would write for this one document: {"_default": {"1": record}}
