@@ -12,7 +12,7 @@ Layout under the data folder::
 
 A change is asked for on the event loop and handed to the committer, one thread that takes every
 change waiting, checks each against the store as the changes before it leave it (etags), appends their
-lines to the journal with one write and one fdatasync (group commit), makes them visible (the cache)
+lines to the journal with one synchronous write (group commit), makes them visible (the cache)
 and acknowledges them. The applier, another thread, then writes them to their TinyDB files
 (``InPlaceJSONStorage`` for a document, rewritten in place, only its latest version;
 ``AppendOnlyLinesStorage`` for a log segment, which only ever appends a line); until then reads find
@@ -27,8 +27,9 @@ journal, and only then is the old one deleted. A crash meanwhile replays both, t
 Why a committer rather than a write on a pool thread: every system call a thread makes gives up the
 interpreter lock and must wait to get it back, up to the switch interval (5 ms) while the event loop
 is busy. A write that opened, wrote and closed its file before acknowledging waited for the lock a
-dozen times; the committer's acknowledgement path makes two system calls (write, fdatasync) for a
-whole batch.
+dozen times; the committer's acknowledgement path makes one system call for a whole batch (a write
+that is also synchronous, ``pwritev2`` with ``RWF_DSYNC``; a write and an fdatasync where that is
+missing).
 
 An operation reads and writes one small file (a document, or one log segment), never the whole
 store; ``keys`` lists one collection's folder (the folder is the collection's index). All file I/O
@@ -133,6 +134,20 @@ def atomic_write(path: Path, payload: bytes, tmp_dir: Path, durable: bool = True
         fsync_dir(path.parent)
 
 
+def write_at(path: Path, payload: bytes, offset: int, truncate: bool = True) -> None:
+    """Write ``payload`` into the file at ``offset`` (creating the file), then cut the file to end
+    there unless ``truncate`` is false (the caller knows nothing lies beyond)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        view, done = memoryview(payload), 0
+        while done < len(payload):
+            done += os.pwrite(fd, view[done:], offset + done)
+        if truncate:
+            os.ftruncate(fd, offset + len(payload))
+    finally:
+        os.close(fd)
+
+
 class AtomicJSONStorage(Storage):
     """TinyDB storage for one small file, written atomically (temp file + rename; with ``durable``
     also fsync of the file and its folder). Used where no journal covers the write (bulk loads).
@@ -183,14 +198,7 @@ class InPlaceJSONStorage(AtomicJSONStorage):
         super().__init__(path, tmp_dir or path.parent, durable=False)
 
     def _store(self, payload: bytes) -> None:
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
-        try:
-            view, offset = memoryview(payload), 0
-            while offset < len(payload):
-                offset += os.pwrite(fd, view[offset:], offset)
-            os.ftruncate(fd, len(payload))
-        finally:
-            os.close(fd)
+        write_at(self.path, payload, 0)
 
 
 class AppendOnlyLinesStorage(Storage):
@@ -240,18 +248,9 @@ class AppendOnlyLinesStorage(Storage):
             return
         payload = b"".join(json.dumps({"id": int(key), "r": value}, ensure_ascii=False,
                                       separators=(",", ":")).encode() + b"\n" for key, value in added)
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
-        try:
-            view, offset = memoryview(payload), 0
-            while offset < len(payload):            # after the last complete line: a torn tail is overwritten
-                offset += os.pwrite(fd, view[offset:], self._valid + offset)
-            os.ftruncate(fd, self._valid + len(payload))
-        finally:
-            os.close(fd)
+        self._append(payload)
         for key, value in added:
             current[key] = value
-        self._valid += len(payload)
-        self._size = self._valid
 
     def records(self) -> int:
         return len(self._load())
@@ -262,19 +261,15 @@ class AppendOnlyLinesStorage(Storage):
         complete line (a torn tail is overwritten)."""
         if not self._positioned:
             self._load()
-        payload = "".join(f'{{"id":{record_id},"r":{text}}}\n' for record_id, text in records).encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
-        try:
-            view, offset = memoryview(payload), 0
-            while offset < len(payload):
-                offset += os.pwrite(fd, view[offset:], self._valid + offset)
-            if self._size > self._valid:
-                os.ftruncate(fd, self._valid + len(payload))
-        finally:
-            os.close(fd)
+        self._append("".join(f'{{"id":{record_id},"r":{text}}}\n' for record_id, text in records).encode(),
+                     truncate=self._size > self._valid)
+        self._table = None          # a later read parses the file again
+
+    def _append(self, payload: bytes, truncate: bool = True) -> None:
+        """After the last complete line (a torn tail is overwritten, and cut off with ``truncate``)."""
+        write_at(self.path, payload, self._valid, truncate)
         self._valid += len(payload)
         self._size = self._valid
-        self._table = None          # a later read parses the file again
 
     def close(self) -> None:
         return None
@@ -340,7 +335,7 @@ class _Gate:
 class Journal:
     """The write-ahead journal: one JSON line per change, made durable (fdatasync) before the change
     is applied to its TinyDB file and acknowledged. Only the committer writes to it, a batch of
-    changes at a time: one write and one flush for every change waiting (group commit). After a
+    changes at a time: one synchronous write for every change waiting (group commit). After a
     crash the lines are applied again (each is idempotent); a checkpoint flushes the files and
     empties the journal."""
 
@@ -454,7 +449,6 @@ class TinyDBStore:
         self._queue_ready = threading.Condition(threading.Lock())
         self._stopping = False
         self._failed: BaseException | None = None
-        self.batches = 0
         self.batch_largest = 0
         # the applier: writes acknowledged changes to their files after the fact (latest version of a
         # document only); until then the document's bytes are in _unapplied (and the cache)
@@ -728,7 +722,7 @@ class TinyDBStore:
 
     def _commit(self, batch: list[_Change]) -> None:
         """Validate each change against the store as the changes before it leave it, journal the valid
-        ones with one write and one flush, apply them to their files and the cache, then acknowledge
+        ones with one synchronous write, make them visible and queue them for the applier, then acknowledge
         each (on its own event loop). A failed flush or file write stops all writing: what happened to
         the batch is then only known from the journal, which a restart applies."""
         results: list[tuple[_Change, Any, BaseException | None]] = []
@@ -766,7 +760,6 @@ class TinyDBStore:
                 log.error("store %s: a write failed (%s); refusing writes until restarted", self.folder, failure)
                 answered = {id(change) for change, _, _ in results}      # conflicts, and changes applied
                 results += [(change, None, failure) for change in batch if id(change) not in answered]
-            self.batches += 1
             self.batch_largest = max(self.batch_largest, len(lines))
             self._maybe_checkpoint()
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]] = {}
