@@ -102,8 +102,8 @@ def test_the_document_says_when_the_social_worker_has_not_merged_yet():
     assert "Merged by the social worker: not yet" in [p.text for p in document.paragraphs]
 
 
-def test_the_window_labels_do_not_overlap(monkeypatch):
-    """Looking at the picture: "before the window" and "window starts" were drawn over each other."""
+def capture_figures(monkeypatch) -> list:
+    """The matplotlib figures the renderers make from now on, to look at what was drawn."""
     import matplotlib.figure
 
     made = []
@@ -114,6 +114,12 @@ def test_the_window_labels_do_not_overlap(monkeypatch):
             made.append(self)
 
     monkeypatch.setattr(matplotlib.figure, "Figure", Capturing)
+    return made
+
+
+def test_the_window_labels_do_not_overlap(monkeypatch):
+    """Looking at the picture: "before the window" and "window starts" were drawn over each other."""
+    made = capture_figures(monkeypatch)
     timeline_png(sample())
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -129,19 +135,11 @@ def test_the_window_labels_do_not_overlap(monkeypatch):
 def test_every_word_of_the_picture_and_the_document_is_the_one_given(monkeypatch):
     """The bot gives the catalogue's words ([chronology.document]); none of the defaults is left."""
     import docx
-    import matplotlib.figure
 
     from documents.chronology import WORDS
 
     marked = {key: f"<{key}>" for key in WORDS}
-    made = []
-
-    class Capturing(matplotlib.figure.Figure):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            made.append(self)
-
-    monkeypatch.setattr(matplotlib.figure, "Figure", Capturing)
+    made = capture_figures(monkeypatch)
     merged = sample()
     drawing = timeline_png(merged, words=marked)
     axes = made[0].axes[0]
