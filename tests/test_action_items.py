@@ -18,6 +18,7 @@ from supervision.errors import Forbidden, IllegalTransition, ValidationFailed
 from supervision.profile import load_preset
 from supervision.record import parse
 from supervision.repository import AuditLog, CaseRepository
+from tests.support.cards import of_type
 from tests.support.harness import BotHarness
 from tests.test_record_helpers import ADELE, ALEX, NESTOR, PATTI, actor, good_form, held_case
 
@@ -172,7 +173,7 @@ async def test_owner_marks_done_in_place_and_the_board_updates_in_place(harness:
     validate_card(body["value"])
     shown = json.dumps(body["value"])
     assert "New due date can't be in the past." in shown
-    reason = [n for n in _inputs(body["value"]) if n.get("id") == "new_due_reason"]
+    reason = [n for n in of_type(body["value"], "Input.") if n.get("id") == "new_due_reason"]
     assert reason and reason[0]["value"] == "Clinic moved to Thursday"
     status, body = await harness.execute(PATTI, "actions.done", {"case_id": "case-rec-1", "item_id": "s1a1",
                                                                  "done_note": "Visited on Monday"})
@@ -214,15 +215,3 @@ async def test_owner_marks_done_in_place_and_the_board_updates_in_place(harness:
     notices = [c for c in to_adele if "Overdue action" in json.dumps(c) and ALEX.name in json.dumps(c)]
     assert notices
     validate_card(notices[0])
-
-
-def _inputs(node):
-    """Every input in a card, however deep (show cards included)."""
-    if isinstance(node, dict):
-        if str(node.get("type", "")).startswith("Input."):
-            yield node
-        for value in node.values():
-            yield from _inputs(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _inputs(value)

@@ -434,13 +434,7 @@ async def test_the_editor_card_stays_small_with_a_long_chronology(bot: BotHarnes
 async def test_template_links_serve_the_agencys_template(bot: BotHarness, clock):
     from openpyxl import load_workbook
 
-    for user in (SCHOOL, POLICE):
-        await bot.say(user, "help")
-    before = len(bot.connector.sent)
-    await bot.parts.services.events.publish(DomainEvent("session.scheduled", CASE, clock.now(), {}))
-    ask = next(c for s in bot.connector.sent[before:] if s.conversation_id == "personal-user-school"
-               for c in s.cards if T("chronology.ask_title") in texts(c))
-    links = {a["title"]: a["url"] for a in actions_of(ask) if a["type"] == "Action.OpenUrl"}
+    links = await _template_links(bot, clock)
     assert bot.client is not None
     got = await bot.client.get(urlparse(links[T("chronology.button_template_xlsx")]).path)
     assert got.status == 200
