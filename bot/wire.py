@@ -14,6 +14,10 @@ fifth of a turn's CPU.
 - ``object`` values that are plain JSON (dict with str keys, list, str, int, float, bool, None) are
   copied as msrest copies them;
 - models and lists of models recurse (serialising by the value's own class, as msrest does);
+- ``iso-8601`` timestamps in the form Teams sends (``2026-01-05T09:00:00.1234567Z``, or with a
+  ``+hh:mm`` offset) are read straight into the datetime ``Deserializer.deserialize_iso`` gives (with
+  isodate's own tzinfo objects), without its regular expression, string surgery and isodate parse;
+  any other form goes to msrest;
 - anything else (datetimes, enums, ``{...}`` dicts, unusual values) is handed to msrest's own
   ``deserialize_data`` / ``serialize_data`` for that value.
 
@@ -27,9 +31,12 @@ deserialiser's unknown-key ``additional_properties``).
 """
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
+import isodate
 from msrest import Deserializer, Serializer
 from msrest.serialization import Model, full_restapi_key_transformer
 
@@ -37,7 +44,40 @@ BASIC = frozenset({"str", "bool", "int", "float"})
 _JSON_SCALARS = (str, int, float, bool)
 
 # plan kinds
-_BASIC, _OBJECT, _MODEL, _MODEL_LIST, _OTHER = range(5)
+_BASIC, _OBJECT, _MODEL, _MODEL_LIST, _OTHER, _ISO = range(6)
+
+# what Teams sends; everything else (other ISO 8601 forms, odd values) is msrest's to read
+_TIMESTAMP = re.compile(r"(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d+))?([Zz]|[+-]\d\d:\d\d)")
+_OFFSETS: dict[str, Any] = {}
+
+
+def read_timestamp(value: Any) -> datetime | None:
+    """``Deserializer.deserialize_iso(value)`` for the forms Teams sends, or None (msrest must read
+    it): the same instant, fraction cut to microseconds, and isodate's tzinfo (its ``UTC`` for ``Z``,
+    a ``FixedOffset`` named as written otherwise)."""
+    if type(value) is not str:
+        return None
+    match = _TIMESTAMP.fullmatch(value)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    if year in ("0001", "9999"):        # msrest refuses instants outside years 1-9999 in UTC: its call
+        return None
+    zone = zone.upper()
+    if zone == "Z":
+        tzinfo = isodate.UTC
+    else:
+        tzinfo = _OFFSETS.get(zone)
+        if tzinfo is None:
+            sign = -1 if zone[0] == "-" else 1
+            tzinfo = isodate.FixedOffset(sign * int(zone[1:3]), sign * int(zone[4:6]), zone)
+            if len(_OFFSETS) < 64:
+                _OFFSETS[zone] = tzinfo
+    try:
+        return datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
+                        int(fraction[:6].ljust(6, "0")) if fraction else 0, tzinfo)
+    except ValueError:                  # 2026-02-30 and the like: msrest's error
+        return None
 
 
 class NotPlain(Exception):
@@ -91,6 +131,8 @@ class _Plan:
                     kind = _BASIC
                 elif data_type == "object":
                     kind = _OBJECT
+                elif data_type == "iso-8601":
+                    kind = _ISO
                 elif data_type in self.dependencies and _is_model(self.dependencies[data_type]):
                     kind = _MODEL
                 elif inner in self.dependencies and _is_model(self.dependencies[inner]):
@@ -247,6 +289,8 @@ class WireReader:
                 item_cls = self.deserializer.dependencies[inner]
                 kwargs[attr] = [self._model(item_cls, item) if type(item) is dict else deserialize_data(item, inner)
                                 for item in value]
+            elif kind == _ISO:
+                kwargs[attr] = read_timestamp(value) or deserialize_data(value, data_type)
             else:
                 kwargs[attr] = deserialize_data(value, data_type)
         obj = cls(**kwargs)

@@ -224,3 +224,70 @@ def test_pooled_clients_write_bodies_with_the_wire_writer_and_the_adapter_reads_
     assert serializer.body(replies()[0], "Activity") == msrest_body(replies()[0])
     assert serializer._wire is not None and serializer._wire.fast == 1
     assert isinstance(ACTIVITY_DESERIALIZER, WireReader)
+
+
+# --- timestamps: read_timestamp gives Deserializer.deserialize_iso's datetime, or leaves it to msrest ---
+
+def _same_datetime(got: datetime, expected: datetime) -> None:
+    assert got == expected
+    assert (got.year, got.month, got.day, got.hour, got.minute, got.second, got.microsecond) == (
+        expected.year, expected.month, expected.day, expected.hour, expected.minute, expected.second,
+        expected.microsecond)
+    assert type(got.tzinfo) is type(expected.tzinfo)
+    assert got.utcoffset() == expected.utcoffset()
+    assert got.tzname() == expected.tzname()
+    assert got.isoformat() == expected.isoformat()
+
+
+TIMESTAMPS = st.builds(
+    lambda y, mo, d, h, mi, s, fraction, zone, t: (f"{y:04d}-{mo:02d}-{d:02d}{t}{h:02d}:{mi:02d}:{s:02d}"
+                                                   f"{'.' + fraction if fraction is not None else ''}{zone}"),
+    st.integers(1, 9999), st.integers(0, 13), st.integers(0, 32), st.integers(0, 24), st.integers(0, 60),
+    st.integers(0, 60), st.none() | st.text("0123456789", min_size=1, max_size=9),
+    st.sampled_from(["Z", "z", "+00:00", "+01:00", "-05:30", "+14:00", "-12:00", "+23:59", ""]),
+    st.sampled_from(["T", "t"]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(TIMESTAMPS)
+def test_a_teams_timestamp_reads_as_msrest_reads_it(text: str) -> None:
+    from msrest.exceptions import DeserializationError
+
+    from bot.wire import read_timestamp
+
+    try:
+        expected = Deserializer.deserialize_iso(text)
+    except DeserializationError:
+        assert read_timestamp(text) is None        # msrest's to refuse, with its own error
+        return
+    got = read_timestamp(text)
+    if got is not None:                            # None: msrest reads it (not a form Teams sends)
+        _same_datetime(got, expected)
+
+
+def test_the_forms_teams_sends_take_the_fast_path() -> None:
+    from bot.wire import read_timestamp
+
+    for text in ("2026-01-05T09:00:00.1234567Z", "2026-01-05T09:00:00Z", "2026-03-29T01:30:00.12+01:00",
+                 "2026-10-25T01:59:59.9999999-00:00"):
+        got = read_timestamp(text)
+        assert got is not None
+        _same_datetime(got, Deserializer.deserialize_iso(text))
+    for text in ("2026-01-05", "20260105T090000Z", "2026-01-05T09:00Z", 20260105, None, "2026-02-30T00:00:00Z"):
+        assert read_timestamp(text) is None
+
+
+def test_activity_timestamps_read_as_msrest_reads_them_and_msrest_still_gives_isodate_tzinfo() -> None:
+    """If msrest stops giving isodate's tzinfo objects (or cutting fractions to microseconds), this fails."""
+    import isodate
+
+    body = {**teams_message("http://127.0.0.1:1", 3, 7, 1, "bench note"),
+            "timestamp": "2026-01-05T09:00:00.1234567Z", "localTimestamp": "2026-01-05T10:00:00.1234567+01:00"}
+    expected = Deserializer(MODELS)("Activity", copy.deepcopy(body))
+    assert expected.timestamp.tzinfo is isodate.UTC and expected.timestamp.microsecond == 123456
+    assert isinstance(expected.local_timestamp.tzinfo, isodate.FixedOffset)
+    wire = reader()
+    got = wire("Activity", copy.deepcopy(body))
+    assert wire.fast == 1 and got == expected and got.serialize() == expected.serialize()
+    _same_datetime(got.timestamp, expected.timestamp)
+    _same_datetime(got.local_timestamp, expected.local_timestamp)
