@@ -39,7 +39,7 @@ from botbuilder.schema import (
 from bot.connector import CALLER_RETRIES
 from bot.wire import schema_writer
 from supervision.duework import PermanentDeliveryFailure
-from supervision.ports import DocumentStore
+from supervision.ports import DocumentStore, Stored
 
 if TYPE_CHECKING:
     from botbuilder.core import BotAdapter
@@ -262,6 +262,39 @@ def _transient(error: BaseException, status: int | None) -> bool:
                               asyncio.TimeoutError))
 
 
+# What TurnContext.get_conversation_reference (botbuilder 4.17.1) builds a reference from, besides the
+# activity id that remember() drops (and the channel data, for tenant and team): tests/test_hot_path.py
+# fails if it starts reading anything else.
+REFERENCE_SOURCES = ("from_property", "recipient", "conversation", "channel_id", "locale", "service_url")
+
+
+def _attributes(value: Any) -> Any:
+    """An account's attributes as they are now (copied: the activity may change later)."""
+    return dict(vars(value)) if hasattr(value, "__dict__") else value
+
+
+def reference_inputs(activity: Activity) -> tuple[Any, ...]:
+    """Everything an activity's stored references are made of, and where they are kept (equal inputs:
+    equal references, same keys). Plain dicts and strings, so comparing two is one C-level equality."""
+    channel_data = activity.channel_data
+    return (_attributes(activity.from_property), _attributes(activity.recipient), _attributes(activity.conversation),
+            activity.channel_id, activity.locale, activity.service_url,
+            dict(channel_data) if type(channel_data) is dict else channel_data)
+
+
+def _reference_keys(activity: Activity) -> tuple[list[str], str]:
+    """Where an activity's reference is kept: per conversation, and per user in personal chats; and
+    a channel's team."""
+    conversation = activity.conversation
+    kind = getattr(conversation, "conversation_type", None) or "personal"
+    keys = [f"conversation:{conversation.id}"] if conversation and conversation.id else []
+    if kind == "personal" and activity.from_property:
+        keys += [f"user:{k.lower()}" for k in (activity.from_property.id,
+                                               getattr(activity.from_property, "aad_object_id", None)) if k]
+    team = _team_of(activity)
+    return keys, (f"team:{conversation.id.split(';')[0]}" if team and conversation and conversation.id else "")
+
+
 def _tenant_of(activity: Activity) -> str:
     channel_data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
     tenant = (channel_data.get("tenant") or {}).get("id", "") if isinstance(channel_data.get("tenant"), dict) else ""
@@ -300,6 +333,9 @@ class Proactive:
         # references this process last found or wrote in the store, so an unchanged one costs no
         # store read per turn (bounded; another instance writing the same key only makes us read again)
         self._known: collections.OrderedDict[str, dict[str, Any]] = collections.OrderedDict()
+        # per conversation, what its references were last built from (reference_inputs) and their keys:
+        # the same inputs give the same references, so a turn in a known conversation builds none
+        self._recent: collections.OrderedDict[str, tuple[tuple[Any, ...], list[str]]] = collections.OrderedDict()
 
     def _unchanged(self, key: str, data: dict[str, Any]) -> bool:
         known = self._known.get(key)
@@ -317,6 +353,15 @@ class Proactive:
     async def remember(self, activity: Activity) -> None:
         """Keep the reference of the conversation this activity came from (personal chats per user,
         channels and group chats per conversation)."""
+        conversation_id = activity.conversation.id if activity.conversation else None
+        inputs = reference_inputs(activity)
+        recent = self._recent.get(conversation_id) if conversation_id else None
+        if recent is not None and recent[0] == inputs and all(key in self._known for key in recent[1]):
+            self._recent.move_to_end(conversation_id)   # type: ignore[arg-type]
+            for key in recent[1]:            # stored by this process from the same inputs: nothing to
+                self._known.move_to_end(key)     # build, read or write
+            return
+        keys, team_key = _reference_keys(activity)
         reference = TurnContext.get_conversation_reference(activity)
         data = schema_writer().serialize(reference)   # reference.serialize(), bot/wire.py
         # The id of the activity being answered changes every turn, and a stored one is never used:
@@ -326,25 +371,23 @@ class Proactive:
         tenant = _tenant_of(activity)
         if tenant:       # the schema drops conversation.tenantId (it expects "tenantID"): keep it here
             data["tenant"] = tenant
-        team = _team_of(activity)
-        conversation = activity.conversation
-        kind = getattr(conversation, "conversation_type", None) or "personal"
-        keys = [f"conversation:{conversation.id}"] if conversation and conversation.id else []
-        if kind == "personal" and activity.from_property:
-            keys += [f"user:{k.lower()}" for k in (activity.from_property.id,
-                                                   getattr(activity.from_property, "aad_object_id", None)) if k]
         for key in keys:
-            if self._unchanged(key, data):
-                continue
+            await self._keep(key, data, lambda existing: existing.data != data)
+        if team_key:                        # a channel's team, for its roster (bot/people.py)
+            team = {"team": _team_of(activity)}
+            await self._keep(team_key, team, lambda existing: existing.data.get("team") != team["team"])
+        if conversation_id:
+            self._recent[conversation_id] = (inputs, [*keys, team_key] if team_key else keys)
+            self._recent.move_to_end(conversation_id)
+            while len(self._recent) > KNOWN_REFERENCES:
+                self._recent.popitem(last=False)
+
+    async def _keep(self, key: str, data: dict[str, Any], differs: Callable[[Stored], bool]) -> None:
+        if not self._unchanged(key, data):
             existing = await self.store.get(REFS, key)
-            if existing is None or existing.data != data:
+            if existing is None or differs(existing):
                 await self.store.put(REFS, key, data)
             self._know(key, data)
-        if team and conversation and conversation.id:      # a channel's team, for its roster (bot/people.py)
-            key = f"team:{conversation.id.split(';')[0]}"
-            existing = await self.store.get(REFS, key)
-            if existing is None or existing.data.get("team") != team:
-                await self.store.put(REFS, key, {"team": team})
 
     async def reference_for_user(self, user_id: str) -> ConversationReference | None:
         stored = await self.store.get(REFS, f"user:{user_id.lower()}")

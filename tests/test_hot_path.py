@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -441,6 +442,93 @@ async def test_a_known_conversation_is_not_written_again_on_every_turn(bot: BotH
     stored = await store.get(REFS, "user:user-id-0")
     assert stored is not None and "activityId" not in stored.data
     assert stored.data["conversation"]["id"] and stored.data["serviceUrl"] == bot.connector.url
+
+
+def _reference_data(activity: Activity) -> dict[str, Any]:
+    from botbuilder.core import TurnContext
+
+    data = TurnContext.get_conversation_reference(activity).serialize()
+    data.pop("activityId", None)
+    return data
+
+
+def test_the_sdk_builds_a_reference_from_the_inputs_remember_compares_and_nothing_else() -> None:
+    """bot/proactive.py skips rebuilding a reference whose inputs (REFERENCE_SOURCES, tenant, team)
+    are unchanged: if botbuilder's get_conversation_reference starts reading any other attribute of
+    the activity, or ConversationReference gains a field, this fails."""
+    from botbuilder.schema import ConversationReference
+
+    from bot.proactive import REFERENCE_SOURCES, reference_inputs
+
+    assert set(ConversationReference._attribute_map) == {
+        "activity_id", "user", "bot", "conversation", "channel_id", "locale", "service_url"}
+    body = {"type": "message", "id": "m-1", "text": "help", "channelId": "msteams", "serviceUrl": "https://s/",
+            "locale": "en-GB", "from": {"id": "29:1", "name": "Alex", "aadObjectId": "aad-1"},
+            "recipient": {"id": "28:bot", "name": "Bot"},
+            "conversation": {"id": "a:1", "conversationType": "personal", "tenantId": "t-1"},
+            "channelData": {"tenant": {"id": "t-1"}}}
+    base = Activity().deserialize(body)
+    reference, inputs = _reference_data(base), reference_inputs(base)
+    sources = set(REFERENCE_SOURCES) | {"id", "channel_data"}   # the id is dropped; tenant and team: channel data
+    for name, desc in Activity._attribute_map.items():
+        if name in sources:
+            continue
+        changed = Activity().deserialize(body)
+        sample = {"str": "changed", "bool": True, "int": 7, "float": 1.5, "iso-8601": datetime(2026, 1, 5, tzinfo=UTC),
+                  "object": {"changed": 1}}.get(desc["type"], None)
+        setattr(changed, name, sample if sample is not None else [] if desc["type"].startswith("[") else object())
+        assert _reference_data(changed) == reference, name
+        assert reference_inputs(changed) == inputs, name
+    changed = Activity().deserialize(body)
+    changed.channel_data = {"tenant": {"id": "t-2"}}
+    assert reference_inputs(changed) != inputs
+    for name in REFERENCE_SOURCES:      # and each input does change the inputs
+        changed = Activity().deserialize(body)
+        value = getattr(changed, name)
+        if isinstance(value, str):
+            setattr(changed, name, value + "-x")
+        else:
+            value.name = "someone else"
+        assert reference_inputs(changed) != inputs, name
+        assert _reference_data(changed) != reference, name
+
+
+async def test_a_known_conversation_costs_no_reference_rebuilt_and_a_renamed_user_is_written() -> None:
+    from botbuilder.schema import Activity as Schema
+
+    from bot.proactive import REFS, Proactive
+
+    store = CountingStore()
+    proactive = Proactive(adapter=None, store=store, app_id="bot")  # type: ignore[arg-type]
+    body = {"type": "message", "id": "m-1", "text": "help", "channelId": "msteams", "serviceUrl": "https://s/",
+            "from": {"id": "29:1", "name": "Alex"}, "recipient": {"id": "28:bot"},
+            "conversation": {"id": "a:1", "conversationType": "personal"}, "channelData": {"tenant": {"id": "t"}}}
+    await proactive.remember(Schema().deserialize(body))
+    assert {k for c, k in store.writes if c == REFS} == {"conversation:a:1", "user:29:1"}
+    store.reads.clear()
+    store.writes.clear()
+    built = 0
+    from botbuilder.core import TurnContext
+    original = TurnContext.get_conversation_reference
+
+    def counting(activity: Any) -> Any:
+        nonlocal built
+        built += 1
+        return original(activity)
+
+    TurnContext.get_conversation_reference = staticmethod(counting)  # type: ignore[assignment]
+    try:
+        for n in range(3):
+            await proactive.remember(Schema().deserialize({**body, "id": f"m-{n + 2}", "text": f"turn {n}"}))
+        assert built == 0 and store.reads == [] and store.writes == []
+        renamed = {**body, "from": {"id": "29:1", "name": "Alex Renamed"}}
+        await proactive.remember(Schema().deserialize(renamed))
+        assert built == 1
+    finally:
+        TurnContext.get_conversation_reference = staticmethod(original)  # type: ignore[assignment]
+    stored = await store.get(REFS, "user:29:1")
+    assert stored is not None and stored.data["user"]["name"] == "Alex Renamed"
+    assert {k for c, k in store.writes if c == REFS} == {"conversation:a:1", "user:29:1"}
 
 
 async def test_a_known_conversation_is_not_even_read_again_but_a_changed_one_is_written(
