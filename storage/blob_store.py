@@ -78,7 +78,10 @@ class BlobStore:
         return Stored(json.loads(raw), str(download.properties.etag))
 
     async def put(self, collection: str, key: str, data: dict[str, Any], *,
-                  etag: str | None = None, create_only: bool = False) -> str:
+                  etag: str | None = None, create_only: bool = False,
+                  with_log: tuple[str, dict[str, Any]] | None = None) -> str:
+        """With ``with_log``, the record is appended once the document is written (two blobs: not one
+        atomic write; a conflict on the document appends nothing)."""
         await self._ensure()
         blob = self.container.get_blob_client(self._doc(collection, key))
         payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
@@ -95,6 +98,8 @@ class BlobStore:
             if _conflict(error):
                 raise VersionConflict(f"{collection}/{key} changed") from error
             raise
+        if with_log is not None:
+            await self.append(*with_log)
         return str(result["etag"])
 
     async def delete(self, collection: str, key: str, *, etag: str | None = None) -> None:

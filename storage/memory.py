@@ -23,7 +23,8 @@ class MemoryStore:
         return Stored(copy.deepcopy(found.data), found.etag) if found else None
 
     async def put(self, collection: str, key: str, data: dict[str, Any], *,
-                  etag: str | None = None, create_only: bool = False) -> str:
+                  etag: str | None = None, create_only: bool = False,
+                  with_log: tuple[str, dict[str, Any]] | None = None) -> str:
         current = self._docs.get((collection, key))
         if create_only and current is not None:
             raise VersionConflict(f"{collection}/{key} exists")
@@ -31,6 +32,8 @@ class MemoryStore:
             raise VersionConflict(f"{collection}/{key} changed")
         new_etag = f'"{next(self._counter)}"'
         self._docs[(collection, key)] = Stored(copy.deepcopy(data), new_etag)
+        if with_log is not None:                 # with the document, atomically (no await between)
+            self._logs.setdefault(with_log[0], []).append(copy.deepcopy(with_log[1]))
         return new_etag
 
     async def delete(self, collection: str, key: str, *, etag: str | None = None) -> None:

@@ -278,12 +278,14 @@ class AppendOnlyLinesStorage(Storage):
 class _Change:
     """One change waiting for the committer, and where to acknowledge it."""
 
-    __slots__ = ("op", "name", "key", "text", "etag", "create_only", "loop", "future")
+    __slots__ = ("op", "name", "key", "text", "etag", "create_only", "loop", "future", "log", "record")
 
     def __init__(self, op: str, name: str, key: str, text: str | None, etag: str | None, create_only: bool,
-                 loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]) -> None:
+                 loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], log: str = "",
+                 record: str = "") -> None:
         self.op, self.name, self.key, self.text = op, name, key, text           # op: put, del, append
         self.etag, self.create_only, self.loop, self.future = etag, create_only, loop, future
+        self.log, self.record = log, record     # a put's with_log: appended in the same journal line
 
 
 class _LogState:
@@ -546,6 +548,10 @@ class TinyDBStore:
             if op == "put":                 # the whole file from the journal: it may be torn
                 InPlaceJSONStorage(self._doc_path(entry["c"], entry["k"], create=True)).write(
                     {"_default": {str(DOC_ID): entry["r"]}})
+                then = entry.get("then")    # the log record written with it (put's with_log)
+                if then:
+                    self._apply_append(self._open_segment(self._segment_path(then["log"], then["seg"])),
+                                       then["id"], then["r"])
             elif op == "del":
                 self._doc_path(entry["c"], entry["k"]).unlink(missing_ok=True)
             elif op == "append":
@@ -695,17 +701,23 @@ class TinyDBStore:
                 self._queue_ready.notify()
 
     async def _change(self, op: str, name: str, key: str, text: str | None, etag: str | None = None,
-                      create_only: bool = False) -> Any:
+                      create_only: bool = False, log: str = "", record: str = "") -> Any:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._submit(_Change(op, name, key, text, etag, create_only, loop, future))
+        self._submit(_Change(op, name, key, text, etag, create_only, loop, future, log, record))
         return await future
 
     async def put(self, collection: str, key: str, data: dict[str, Any], *,
-                  etag: str | None = None, create_only: bool = False) -> str:
+                  etag: str | None = None, create_only: bool = False,
+                  with_log: tuple[str, dict[str, Any]] | None = None) -> str:
+        """With ``with_log=(log, record)`` the record is appended in the document's journal line: one
+        line is written whole or not at all, so both are durable together, or neither."""
         # Serialised once, here (JSON-only, so nothing the caller changes later reaches the store):
         # the journal line and the document's TinyDB file are built around the same text.
-        return await self._change("put", collection, key, _dumps(data), etag, create_only)  # type: ignore[no-any-return]
+        if with_log is None:
+            return await self._change("put", collection, key, _dumps(data), etag, create_only)  # type: ignore[no-any-return]
+        return await self._change("put", collection, key, _dumps(data), etag, create_only,  # type: ignore[no-any-return]
+                                  with_log[0], _dumps(with_log[1]))
 
     async def delete(self, collection: str, key: str, *, etag: str | None = None) -> None:
         await self._change("del", collection, key, None, etag)
@@ -738,7 +750,7 @@ class TinyDBStore:
                     for change in batch:
                         try:
                             line, apply = (self._plan_append(change, appends) if change.op == "append"
-                                           else self._plan_document(change, planned))
+                                           else self._plan_document(change, planned, appends))
                         except Exception as error:       # a conflict: this change only
                             results.append((change, None, error))
                             continue
@@ -780,7 +792,8 @@ class TinyDBStore:
             etag = current.etag if current is not None else None
         return etag  # type: ignore[return-value]
 
-    def _plan_document(self, change: _Change, planned: dict[tuple[str, str], str | None]) -> tuple[bytes | None, Any]:
+    def _plan_document(self, change: _Change, planned: dict[tuple[str, str], str | None],
+                       appends: list[tuple[AppendOnlyLinesStorage, int, str]]) -> tuple[bytes | None, Any]:
         collection, key = change.name, change.key
         entry = (collection, key)
         current = planned[entry] if entry in planned else self._current_etag(collection, key)
@@ -802,11 +815,20 @@ class TinyDBStore:
         # the file TinyDB would write for this one document: {"_default": {"1": record}}
         payload = f'{{"_default":{{"{DOC_ID}":{record}}}}}'.encode()
 
+        line = f'{{"op":"put","c":{_dumps(collection)},"k":{_dumps(key)},"r":{record}'
+        if change.log:              # its log record: numbered now, in the same line, queued with it
+            seg, record_id, queue = self._number_append(change.log, change.record, appends)
+            line += f',"then":{{"log":{_dumps(change.log)},"seg":{seg},"id":{record_id},"r":{change.record}}}'
+        else:
+            queue = None
+
         def publish() -> str:
             self._publish(collection, key, payload, new_etag)
+            if queue is not None:
+                queue()
             return new_etag
 
-        return f'{{"op":"put","c":{_dumps(collection)},"k":{_dumps(key)},"r":{record}}}\n'.encode(), publish
+        return f'{line}}}\n'.encode(), publish
 
     def _publish(self, collection: str, key: str, payload: bytes | None, etag: str | None) -> None:
         """A journaled change becomes what reads see (cache, and _unapplied until its file is written)."""
@@ -934,9 +956,18 @@ class TinyDBStore:
             db.insert(Document(record, doc_id=record_id))
 
     def _plan_append(self, change: _Change, appends: list[tuple[AppendOnlyLinesStorage, int, str]]) -> tuple[bytes, Any]:
-        """Number the record (segment, id) and build its journal line; the committer is the only
-        thread that appends, so the log's current segment is its own."""
-        log = change.name
+        """Number the record (segment, id) and build its journal line."""
+        text = change.text or "null"
+        seg, record_id, queue = self._number_append(change.name, text, appends)
+        line = (f'{{"op":"append","log":{_dumps(change.name)},"seg":{seg},"id":{record_id},'
+                f'"r":{text}}}\n').encode()
+        return line, queue
+
+    def _number_append(self, log: str, text: str, appends: list[tuple[AppendOnlyLinesStorage, int, str]]
+                       ) -> tuple[int, int, Any]:
+        """The next (segment, id) of ``log``, and what queues the record for its file (into the batch's
+        ``appends``) once journaled; the committer is the only thread that appends, so the log's current
+        segment is its own."""
         state = self._logs.get(log)
         if state is None:
             state = self._logs[log] = _LogState()
@@ -949,10 +980,8 @@ class TinyDBStore:
             state.storage = AppendOnlyLinesStorage(self._segment_path(log, state.segment))
         record_id = state.count + 1
         state.count = record_id
-        storage, text = state.storage, change.text or "null"
-        line = (f'{{"op":"append","log":{_dumps(log)},"seg":{state.segment},"id":{record_id},'
-                f'"r":{text}}}\n').encode()
-        return line, lambda: appends.append((storage, record_id, text))
+        storage = state.storage
+        return state.segment, record_id, lambda: appends.append((storage, record_id, text))
 
     async def append(self, log: str, record: dict[str, Any]) -> None:
         await self._change("append", log, "", _dumps(record))

@@ -107,9 +107,9 @@ class Concerns:
             c.tracked.append(Tracked(id=concern.id, kind=TRACKED_KIND, due_on=escalate_on, since=now,
                                      owner="facilitator", status=ConcernStatus.OPEN.value))
 
-        case, _ = await self.cases.update(case.id, change)
-        await self.audit.record(actor=actor.audit_name, action="concern.raise", case_id=case.id,
-                                what=f"{kind} {concern.id}", why="raised about a session")
+        case, _ = await self.cases.update(case.id, change, audit=lambda case, _: self.audit.entry(
+            actor=actor.audit_name, action="concern.raise", case_id=case.id,
+            what=f"{kind} {concern.id}", why="raised about a session"))
         await self.events.publish(DomainEvent("concern.raised", case.id, now, {"concern": concern.id}))
         return case, concern
 

@@ -173,9 +173,9 @@ class FacilitatorService:
                   reason=", ".join(a.name for a in assignments))
             stored.facilitators = assignments
 
-        case, _ = await self.cases.update(case_id, change)
-        await self.audit.record(actor=actor.audit_name, action="facilitators.assign", case_id=case.id,
-                                what=", ".join(a.email for a in assignments), why="coordinator assigned facilitators")
+        case, _ = await self.cases.update(case_id, change, audit=lambda case, _: self.audit.entry(
+            actor=actor.audit_name, action="facilitators.assign", case_id=case.id,
+            what=", ".join(a.email for a in assignments), why="coordinator assigned facilitators"))
         await self.events.publish(DomainEvent(
             kind="facilitators.assigned", case_id=case.id, at=self.clock.now(),
             data={"reference": case.reference, "state": case.state.value,

@@ -120,9 +120,9 @@ class FollowUps:
             apply(c, Event.RECORD_FOLLOW_UP, actor=actor.audit_name, clock=self.clock,
                   reason=f"follow-up recorded; plan moved on: {follow_up.plan_moved_on}")
 
-        case, _ = await self.cases.update(case.id, change)
-        await self.audit.record(actor=actor.audit_name, action="followup.record", case_id=case.id,
-                                what=f"plan moved on: {follow_up.plan_moved_on}", why="six-month follow-up")
+        case, _ = await self.cases.update(case.id, change, audit=lambda case, _: self.audit.entry(
+            actor=actor.audit_name, action="followup.record", case_id=case.id,
+            what=f"plan moved on: {follow_up.plan_moved_on}", why="six-month follow-up"))
         if self.on_recorded is not None:
             await self.on_recorded(case, follow_up)
         await self.events.publish(DomainEvent("case.closed", case.id, now, {"reason": "follow_up_recorded"},

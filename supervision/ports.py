@@ -26,12 +26,18 @@ class DocumentStore(Protocol):
     ``put`` with ``etag`` succeeds only if the stored document still has that etag; with
     ``create_only`` only if no document exists. Both raise ``supervision.errors.VersionConflict``
     otherwise. ``append`` adds to an append-only log; logs are never rewritten.
+
+    ``put`` with ``with_log=(log, record)`` also appends ``record`` to ``log``, in the same write
+    where the backend can (memory, TinyDB: both or neither, a conflict writes neither); where it
+    cannot (Azure Blob: two blobs), the record is appended right after the document. A change and its
+    audit record go together this way, and the caller waits for one durable write instead of two.
     """
 
     async def get(self, collection: str, key: str) -> Stored | None: ...
 
     async def put(self, collection: str, key: str, data: dict[str, Any], *,
-                  etag: str | None = None, create_only: bool = False) -> str: ...
+                  etag: str | None = None, create_only: bool = False,
+                  with_log: tuple[str, dict[str, Any]] | None = None) -> str: ...
 
     async def delete(self, collection: str, key: str, *, etag: str | None = None) -> None: ...
 

@@ -44,8 +44,12 @@ class CaseRepository:
         await self._changed(case)
         return case
 
-    async def update(self, case_id: str, change: Callable[[Case], Awaitable[T] | T]) -> tuple[Case, T]:
-        """Read, change and write back; a conflicting write is retried on fresh state, never lost."""
+    async def update(self, case_id: str, change: Callable[[Case], Awaitable[T] | T], *,
+                     audit: Callable[[Case, T], dict[str, Any]] | None = None) -> tuple[Case, T]:
+        """Read, change and write back; a conflicting write is retried on fresh state, never lost.
+
+        ``audit(case, result)`` gives the audit record of the change (``AuditLog.entry``): it is written
+        with the case (the store's ``with_log``: one durable write, and neither without the other)."""
         for _ in range(MAX_RETRIES):
             stored = await self.store.get(CASES, case_id)
             if stored is None:
@@ -56,7 +60,11 @@ class CaseRepository:
                 result = await result  # type: ignore[misc]
             case.version += 1
             try:
-                await self.store.put(CASES, case_id, to_data(case), etag=stored.etag)
+                if audit is None:
+                    await self.store.put(CASES, case_id, to_data(case), etag=stored.etag)
+                else:
+                    await self.store.put(CASES, case_id, to_data(case), etag=stored.etag,
+                                         with_log=(AUDIT_LOG, audit(case, result)))  # type: ignore[arg-type]
             except VersionConflict:
                 continue
             await self._index(case)
@@ -113,12 +121,17 @@ class AuditLog:
         # (with the interpreter lock given up and taken back) on every audited turn
         self._ids = random.Random(secrets.randbits(128))
 
+    def entry(self, *, actor: str, action: str, case_id: str = "", what: str = "", why: str = "",
+              allowed: bool = True) -> dict[str, Any]:
+        """One audit record, to ``record`` now or to write with a case change (``CaseRepository.update``'s
+        ``audit``)."""
+        return {"id": f"{self._ids.getrandbits(64):016x}", "at": self.clock.now().isoformat(), "actor": actor,
+                "action": action, "case_id": case_id, "what": what, "why": why, "allowed": allowed}
+
     async def record(self, *, actor: str, action: str, case_id: str = "", what: str = "",
                      why: str = "", allowed: bool = True) -> None:
-        await self.store.append(AUDIT_LOG, {
-            "id": f"{self._ids.getrandbits(64):016x}", "at": self.clock.now().isoformat(), "actor": actor,
-            "action": action, "case_id": case_id, "what": what, "why": why, "allowed": allowed,
-        })
+        await self.store.append(AUDIT_LOG, self.entry(actor=actor, action=action, case_id=case_id, what=what,
+                                                      why=why, allowed=allowed))
 
     async def entries(self, case_id: str | None = None) -> list[dict[str, Any]]:
         found = []

@@ -678,10 +678,10 @@ class RequestService:
                 apply(case, Event.DECLINE, actor=actor.audit_name, clock=self.clock, reason=reason)
                 case.decline_reason = reason
 
-        case, _ = await self.cases.update(case_id, change)
-        await self.audit.record(actor=actor.audit_name, action="request.manager_decide", case_id=case.id,
-                                what="endorsed" if endorse else "declined",
-                                why="accountable manager's decision (any reason is in the case history)")
+        case, _ = await self.cases.update(case_id, change, audit=lambda case, _: self.audit.entry(
+            actor=actor.audit_name, action="request.manager_decide", case_id=case.id,
+            what="endorsed" if endorse else "declined",
+            why="accountable manager's decision (any reason is in the case history)"))
         await self._publish("request.submitted" if endorse else "request.declined", case,
                             decided_by="manager")
         return case
@@ -701,9 +701,9 @@ class RequestService:
             case.agreed_at = start
             case.session_due = self.deadlines(profile).session_due(uk_local(start).date())
 
-        case, _ = await self.cases.update(case_id, change)
-        await self.audit.record(actor=actor.audit_name, action="request.agree", case_id=case.id,
-                                what=f"session due {case.session_due}", why="coordinator agreed")
+        case, _ = await self.cases.update(case_id, change, audit=lambda case, _: self.audit.entry(
+            actor=actor.audit_name, action="request.agree", case_id=case.id,
+            what=f"session due {case.session_due}", why="coordinator agreed"))
         await self._publish("request.agreed", case, session_due=case.session_due.isoformat() if case.session_due else "")
         return case
 
@@ -719,9 +719,9 @@ class RequestService:
             apply(case, Event.DECLINE, actor=actor.audit_name, clock=self.clock, reason=reason)
             case.decline_reason = reason
 
-        case, _ = await self.cases.update(case_id, change)
-        await self.audit.record(actor=actor.audit_name, action="request.decline", case_id=case.id,
-                                what="declined", why="coordinator declined (the reason is in the case history)")
+        case, _ = await self.cases.update(case_id, change, audit=lambda case, _: self.audit.entry(
+            actor=actor.audit_name, action="request.decline", case_id=case.id,
+            what="declined", why="coordinator declined (the reason is in the case history)"))
         await self._publish("request.declined", case, decided_by="coordinator")
         return case
 
@@ -737,9 +737,9 @@ class RequestService:
             apply(case, Event.REQUEST_INFO, actor=actor.audit_name, clock=self.clock, reason=question)
             case.info_request = question
 
-        case, _ = await self.cases.update(case_id, change)
-        await self.audit.record(actor=actor.audit_name, action="request.ask_info", case_id=case.id,
-                                what="more information requested", why="coordinator asked (the question is in the case history)")
+        case, _ = await self.cases.update(case_id, change, audit=lambda case, _: self.audit.entry(
+            actor=actor.audit_name, action="request.ask_info", case_id=case.id,
+            what="more information requested", why="coordinator asked (the question is in the case history)"))
         await self._publish("request.info_requested", case)
         return case
 
@@ -756,9 +756,9 @@ class RequestService:
             case.request.additional_information.append(information)
             case.info_request = ""
 
-        case, _ = await self.cases.update(case_id, change)
-        await self.audit.record(actor=actor.audit_name, action="request.provide_info", case_id=case.id,
-                                what="information added", why="coordinator asked for more information")
+        case, _ = await self.cases.update(case_id, change, audit=lambda case, _: self.audit.entry(
+            actor=actor.audit_name, action="request.provide_info", case_id=case.id,
+            what="information added", why="coordinator asked for more information"))
         await self._publish("request.info_provided", case)
         return case
 

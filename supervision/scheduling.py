@@ -613,9 +613,9 @@ class Scheduling:
                 invitee.user_id = actor.user_id
             return invitee
 
-        case, invitee = await self.cases.update(case_id, change)
-        await self.audit.record(actor=actor.audit_name, action="invitation.respond", case_id=case_id,
-                                what=response.value, why=reason)
+        case, invitee = await self.cases.update(case_id, change, audit=lambda case, invitee: self.audit.entry(
+            actor=actor.audit_name, action="invitation.respond", case_id=case_id,
+            what=response.value, why=reason))
         return case, invitee
 
     async def view_invitation(self, actor: Actor, case_id: str) -> Case:

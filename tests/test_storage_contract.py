@@ -67,6 +67,23 @@ class StoreContract:
         stored = await doc_store.get("cases", "c1")
         assert stored.data == {"v": 2} and stored.etag == second
 
+    async def test_put_with_log_writes_the_record_with_the_document_and_a_conflict_writes_neither(
+            self, doc_store: Any) -> None:
+        first = await doc_store.put("cases", "c1", {"v": 1}, with_log=("audit", {"i": 1}))
+        await doc_store.append("audit", {"i": 2})
+        second = await doc_store.put("cases", "c1", {"v": 2}, etag=first, with_log=("audit", {"i": 3}))
+        with pytest.raises(VersionConflict):
+            await doc_store.put("cases", "c1", {"v": 9}, etag=first, with_log=("audit", {"i": 9}))
+        with pytest.raises(VersionConflict):
+            await doc_store.put("cases", "c1", {"v": 9}, create_only=True, with_log=("audit", {"i": 9}))
+        stored = await doc_store.get("cases", "c1")
+        assert stored.data == {"v": 2} and stored.etag == second
+        assert await collect(doc_store, "audit") == [{"i": 1}, {"i": 2}, {"i": 3}]
+        if self.reopens:
+            doc_store = await self.reopen(doc_store)
+            assert (await doc_store.get("cases", "c1")).data == {"v": 2}
+            assert await collect(doc_store, "audit") == [{"i": 1}, {"i": 2}, {"i": 3}]
+
     async def test_put_with_etag_on_missing_document_conflicts(self, doc_store: Any) -> None:
         with pytest.raises(VersionConflict):
             await doc_store.put("cases", "ghost", {"v": 1}, etag='"123"')

@@ -57,11 +57,12 @@ async def writer(folder: str, seed: int) -> None:
             while True:
                 current = await store.get("counter", "c")
                 value = (current.data["v"] if current else 0) + 1
-                try:
+                try:        # each value with its log record, in one write (with_log): both or neither
                     if current is None:
-                        await store.put("counter", "c", {"v": value}, create_only=True)
+                        await store.put("counter", "c", {"v": value}, create_only=True, with_log=("counted", {"v": value}))
                     else:
-                        await store.put("counter", "c", {"v": value}, etag=current.etag)
+                        await store.put("counter", "c", {"v": value}, etag=current.etag,
+                                        with_log=("counted", {"v": value}))
                     break
                 except VersionConflict:
                     continue
@@ -100,6 +101,10 @@ async def _verify(folder: Path, created: set[str], counter: int, appended: set[t
             current = await store.get("counter", "c")
             if counter and (current is None or current.data["v"] < counter):
                 lost += 1
+            # a counter value without its log record, or a record without its value: a torn pair
+            counted = [r["v"] async for r in store.read_log("counted")]
+            if sorted(counted) != list(range(1, (current.data["v"] if current else 0) + 1)):
+                corrupt += 1
         except Exception:
             corrupt += 1
         try:
@@ -210,18 +215,22 @@ async def test_journal_entries_not_yet_applied_are_applied_at_start(tmp_path: Pa
         {"op": "append", "log": "audit", "seg": 0, "id": 1, "r": {"i": 1}},     # applied already: not twice
         {"op": "append", "log": "audit", "seg": 0, "id": 2, "r": {"i": 2}},
         {"op": "del", "c": "cases", "k": "c2"},
-        {"op": "put", "c": "cases", "k": "c3", "r": {"key": "c3", "etag": '"e4"', "data": {"v": 3}}},
+        {"op": "put", "c": "cases", "k": "c3", "r": {"key": "c3", "etag": '"e4"', "data": {"v": 3}},
+         "then": {"log": "audit", "seg": 0, "id": 3, "r": {"i": 3}}},       # a put with its log record
     ]
-    raw = "".join(json.dumps(line) + "\n" for line in lines) + '{"op": "put", "c": "cases", "k": "c4", "r": {"ke'
+    torn = json.dumps({"op": "put", "c": "cases", "k": "c4", "r": {"key": "c4", "etag": '"e5"', "data": {"v": 4}},
+                       "then": {"log": "audit", "seg": 0, "id": 4, "r": {"i": 4}}})
+    raw = "".join(json.dumps(line) + "\n" for line in lines) + torn[:-12]   # torn: neither the put nor its record
     (tmp_path / "data" / "journal.jsonl").write_text(raw)          # the last line torn: never acknowledged
     store = TinyDBStore(tmp_path / "data")
     try:
         assert (await store.get("cases", "c1")) == tinydb_store.Stored({"v": 2}, '"e2"')
         assert await store.keys("cases") == ["c1", "c3"]
-        assert [r async for r in store.read_log("audit")] == [{"i": 1}, {"i": 2}]
+        assert [r async for r in store.read_log("audit")] == [{"i": 1}, {"i": 2}, {"i": 3}]
         assert (tmp_path / "data" / "journal.jsonl").stat().st_size == 0
-        await store.append("audit", {"i": 3})
-        assert [r["i"] async for r in store.read_log("audit")] == [1, 2, 3]
+        await store.append("audit", {"i": 4})
+        await store.put("cases", "c5", {"v": 5}, with_log=("audit", {"i": 5}))
+        assert [r["i"] async for r in store.read_log("audit")] == [1, 2, 3, 4, 5]
     finally:
         await store.close()
 
@@ -247,6 +256,7 @@ async def test_an_operation_reads_one_small_file_not_the_store(tmp_path: Path, m
         await store.bulk_put("cases", {f"c{i}": {"i": i, "text": "y" * 500} for i in range(300)})
         for i in range(450):
             await store.append("audit", {"i": i})
+        await asyncio.to_thread(store._wait_applied, store._committed_seq)   # none of that still to write
         reads: list[Path] = []
         writes: list[Path] = []
 
