@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import os
 import signal
 import subprocess
@@ -84,6 +85,7 @@ class Result:
     seconds: float
     latencies: list[float]
     errors: int
+    updates: list[float] = field(default_factory=list)   # the bot's second turns: case write + audit
     login_calls: int = 0
     cpu_seconds: float = 0.0
     stalls: int = 0
@@ -132,11 +134,13 @@ class Load:
                  conversations: int) -> None:
         self.connector, self.session, self.header = connector, session, header
         self.conversations = conversations
-        self.sent = [0] * conversations
+        self.sent: dict[str, list[int]] = {}    # per server: activities sent in each conversation
+        self.updates: list[float] = []   # latencies of odd-numbered turns (the bot's "update" turns)
 
     async def one(self, url: str, conversation: int) -> float:
-        number = self.sent[conversation]
-        self.sent[conversation] += 1
+        sent = self.sent.setdefault(url, [0] * self.conversations)
+        number = sent[conversation]
+        sent[conversation] += 1
         text = "bench note"
         body = activity(self.connector.url, conversation, conversation, number, text)
         reply = self.connector.expect(body["conversation"]["id"], body["id"])
@@ -148,6 +152,8 @@ class Load:
                 reply.cancel()
                 raise RuntimeError(f"status {response.status}")
         received = await asyncio.wait_for(reply, timeout=15)
+        if number % 2:   # each conversation alternates: ask (reads the case), then update (writes it)
+            self.updates.append(received - started)
         return received - started
 
     async def warm(self, url: str, concurrency: int, rounds: int) -> None:
@@ -174,6 +180,7 @@ class Load:
                 i += 1
 
         started = time.perf_counter()
+        self.updates = []
         await asyncio.gather(*(worker(s) for s in slices))
         return len(latencies), time.perf_counter() - started, latencies, errors
 
@@ -185,6 +192,7 @@ def merge(parts: list[Result]) -> list[Result]:
         into.activities += part.activities
         into.seconds += part.seconds
         into.latencies += part.latencies
+        into.updates += part.updates
         into.errors += part.errors
         into.login_calls += part.login_calls
         into.stalls += part.stalls
@@ -237,7 +245,7 @@ async def measure(args: argparse.Namespace) -> int:
                         logins = key_server.login_calls
                         count, seconds, latencies, errors = await load.run(server.messages, concurrency, window)
                         after = await stats(session, server)
-                        part = Result(server.name, concurrency, count, seconds, latencies, errors,
+                        part = Result(server.name, concurrency, count, seconds, latencies, errors, load.updates,
                                       login_calls=key_server.login_calls - logins, stalls=after["stalls"],
                                       preempted=after["preempted"],
                                       cpu_seconds=after["cpu_seconds"] - before["cpu_seconds"],
@@ -266,6 +274,12 @@ async def measure(args: argparse.Namespace) -> int:
         key_server.stop()
 
 
+def _without(values: list[float], removed: list[float]) -> list[float]:
+    left = collections.Counter(values)
+    left.subtract(removed)
+    return list(left.elements())
+
+
 def report(results: list[Result], final: dict[str, Any], rss: float, args: argparse.Namespace) -> int:
     print()
     print(f"{'target':8} {'conc':>4} {'act/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'cpu ms/act':>10} "
@@ -283,6 +297,11 @@ def report(results: list[Result], final: dict[str, Any], rss: float, args: argpa
               f"p50 x{b.pct(50) / a.pct(50):5.2f}   p95 x{b.pct(95) / a.pct(95):5.2f}   "
               f"p99 x{b.pct(99) / a.pct(99):5.2f}   cpu/activity x{b.cpu_ms / a.cpu_ms:5.2f}")
     bot_results = [r for r in results if r.target == "bot"]
+    for r in bot_results:
+        updates = Result(r.target, r.concurrency, 0, 0.0, r.updates, 0)
+        asks = Result(r.target, r.concurrency, 0, 0.0, _without(r.latencies, r.updates), 0)
+        print(f"bot turns at c={r.concurrency:<3} p50/p99 ms: ask (reads the case) {asks.pct(50):.1f}/{asks.pct(99):.1f}, "
+              f"update (writes the case with its audit record) {updates.pct(50):.1f}/{updates.pct(99):.1f}")
     activities = sum(r.activities for r in bot_results)
     logins = sum(r.login_calls for r in bot_results)
     stalls = sum(r.stalls for r in bot_results)

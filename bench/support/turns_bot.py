@@ -5,7 +5,7 @@ two-step exchange kept in the conversation state (the SDK's ``ConversationState`
 
 - first turn: reads the conversation's case from the store and asks for a note (state written);
 - next turn: (state read) updates the case through ``CaseRepository.update`` (read, etag-checked
-  write, index), audits the note, answers, and clears the state.
+  write with its audit record, index), answers, and clears the state.
 
 Every turn also runs what every turn of ours runs: the dialog stack's state load and save, the people
 directory (Teams roster lookup, cached) and the proactive conversation reference.
@@ -78,9 +78,9 @@ def bench_feature(cases: int) -> Any:
                 await state.set(turn.ctx, {"case_id": case.id, "asked_at": services.clock.now().isoformat()})
                 await turn.send_text(f"Your note for {case.reference}?")
                 return
-            case, _ = await services.cases.update(pending["case_id"], lambda c: None)
-            await services.audit.record(actor=turn.actor.user_id, action="bench.note", case_id=case.id,
-                                        what="note", why="benchmark")
+            # the audit record is written with the case (one durable write), as the product's updates do
+            case, _ = await services.cases.update(pending["case_id"], lambda c: None, audit=lambda c, _: services.audit.entry(
+                actor=turn.actor.user_id, action="bench.note", case_id=c.id, what="note", why="benchmark"))
             await state.set(turn.ctx, {})
             await turn.send_text(f"Noted for {case.reference} (version {case.version}).")
 
