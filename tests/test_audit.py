@@ -203,3 +203,34 @@ async def test_a_refused_reader_learns_nothing_from_the_case_filter(bot: BotHarn
     assert answers[0] == answers[1] and "administrators" in answers[0]
     refused = [e for e in await bot.parts.services.audit.entries() if e["action"] == "audit.read"]
     assert [(e["actor"], e["allowed"]) for e in refused] == [(ALEX.id, False), (ALEX.id, False)]
+
+
+async def test_a_case_change_and_its_audit_record_are_written_together_and_a_retry_writes_one(clock: FixedClock) -> None:
+    """CaseRepository.update(audit=...): the record goes into the case's write (the store's with_log), so
+    a change is never durable without its record; a conflict retried on fresh state records once."""
+    from supervision.errors import VersionConflict
+    from supervision.repository import AUDIT_LOG, CaseRepository
+
+    class OneConflict(MemoryStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conflicts = 1
+            self.with_logs: list[Any] = []
+
+        async def put(self, collection: str, key: str, data: dict[str, Any], **kw: Any) -> str:
+            if kw.get("with_log") is not None:
+                self.with_logs.append(kw["with_log"])
+                if self.conflicts:
+                    self.conflicts -= 1
+                    raise VersionConflict("someone else wrote it first")
+            return await super().put(collection, key, data, **kw)
+
+    store = OneConflict()
+    cases, audit = CaseRepository(store), AuditLog(store, clock)
+    await cases.create(requested_case(clock))
+    case, result = await cases.update("case-audit-0001", lambda c: "changed", audit=lambda c, r: audit.entry(
+        actor="user-id-0", action="request.agree", case_id=c.id, what=f"{r} to version {c.version}", why="test"))
+    assert result == "changed" and case.version == 2
+    assert len(store.with_logs) == 2 and all(log == AUDIT_LOG for log, _ in store.with_logs)
+    entries = await audit.entries("case-audit-0001")
+    assert [(e["action"], e["what"]) for e in entries] == [("request.agree", "changed to version 2")]
