@@ -58,12 +58,11 @@ class LoopWatch:
         self.stalls, self.longest, self.callbacks = 0, 0.0, 0
         self.where: list[str] = []
         self.preempted, self.longest_preempted = 0, 0.0
-        self.turn_wall = 0.0
-        self._turn: tuple[float, int] | None = None     # CPU time and switches as the turn's first callback began
+        # CPU time, voluntary switches and wall clock as the turn's first callback began
+        self._turn: tuple[float, int, float] | None = None
 
     def turn_begins(self) -> None:
         self._turn = None
-        self.turn_wall = 0.0
 
     def install(self) -> None:
         """Time every callback with the wall clock (no system call); read the thread's CPU clock and
@@ -71,40 +70,45 @@ class LoopWatch:
         only after a callback that took longer than STALL. (Read around every callback, those two
         system calls cost the bot ~5% of its CPU, the floor less: it runs fewer callbacks per
         activity.) A slow callback's CPU is then at least what the thread used since its turn's first
-        callback began, less the wall time of the callbacks before it in the turn; its waits are the
-        thread's since then. Both err towards calling a slow callback a stall, never towards hiding one."""
+        callback began, less the wall time from then to the slow callback's start (which bounds what the
+        callbacks before it used); its waits are the thread's since then. Both err towards calling a
+        slow callback a stall, never towards hiding one."""
         original: Callable[[Any], None] = asyncio.events.Handle._run
         watch = self
         clock = time.perf_counter
+        sampling = bool(os.environ.get("BENCH_SAMPLE_STALLS"))
+
+        def slow(handle: Any, start: float, took: float, ident: int) -> None:
+            turn_cpu, turn_switches, turn_start = watch._turn or (time.thread_time() - took, 0, start)  # reset meanwhile
+            used = time.thread_time() - turn_cpu - (start - turn_start)
+            waited = resource.getrusage(RUSAGE_THREAD).ru_nvcsw - turn_switches
+            if used >= STALL or waited > 0:
+                watch.stalls += 1
+                watch.longest = max(watch.longest, took)
+                if len(watch.where) < 10:
+                    sample = watch.samples.pop(ident, "")
+                    watch.where.append(f"{took * 1000:.1f} ms (at least {max(used, 0.0) * 1000:.1f} ms CPU, "
+                                       f"{waited} waits in its turn of the loop) in {handle!r}"[:300]
+                                       + (f"\n    at {sample}" if sample else ""))
+            else:
+                watch.preempted += 1
+                watch.longest_preempted = max(watch.longest_preempted, took)
 
         def timed_run(handle: Any) -> None:
             if watch._turn is None:
-                watch._turn = (time.thread_time(), resource.getrusage(RUSAGE_THREAD).ru_nvcsw)
+                watch._turn = (time.thread_time(), resource.getrusage(RUSAGE_THREAD).ru_nvcsw, clock())
             start = clock()
-            ident = watch.callbacks
-            watch.running = (start, ident)
+            if sampling:
+                watch.running = (start, watch.callbacks)
             try:
                 original(handle)
             finally:
-                watch.running = None
                 took = clock() - start
                 watch.callbacks += 1
-                watch.turn_wall += took
+                if sampling:
+                    watch.running = None
                 if took > STALL:
-                    turn_cpu, turn_switches = watch._turn or (time.thread_time() - took, 0)   # reset meanwhile
-                    used = time.thread_time() - turn_cpu - (watch.turn_wall - took)
-                    waited = resource.getrusage(RUSAGE_THREAD).ru_nvcsw - turn_switches
-                    if used >= STALL or waited > 0:
-                        watch.stalls += 1
-                        watch.longest = max(watch.longest, took)
-                        if len(watch.where) < 10:
-                            sample = watch.samples.pop(ident, "")
-                            watch.where.append(f"{took * 1000:.1f} ms (at least {max(used, 0.0) * 1000:.1f} ms CPU, "
-                                               f"{waited} waits in its turn of the loop) in {handle!r}"[:300]
-                                               + (f"\n    at {sample}" if sample else ""))
-                    else:
-                        watch.preempted += 1
-                        watch.longest_preempted = max(watch.longest_preempted, took)
+                    slow(handle, start, took, watch.callbacks - 1)
                 elif took > watch.longest:
                     watch.longest = took
 
