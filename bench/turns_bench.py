@@ -329,7 +329,8 @@ def report(results: list[Result], final: dict[str, Any], rss: float, args: argpa
     if "journal_flushes" in final:
         print(f"store: {final['store_cache_hits']} gets answered from memory, {final['journal_flushes']} journal "
               f"flushes for {final['journal_lines']} changes (largest batch {final['batch_largest']}), "
-              f"{final['checkpoints']} checkpoint(s), longest {final['checkpoint_longest_ms']} ms")
+              f"{final['checkpoints']} checkpoint(s), longest {final['checkpoint_longest_ms']} ms; "
+              f"{final['files_written']} file writes by the applier")
     if final.get("store_calls"):
         print("store calls over the whole run (BENCH_COUNT_STORE): "
               + ", ".join(f"{name} {count}" for name, count in final["store_calls"].items()))

@@ -89,7 +89,8 @@ JOURNAL_PREVIOUS = "journal.previous.jsonl"   # a checkpoint's journal, until it
 CHECKPOINT_BYTES = 8 * 1024 * 1024   # journal size that triggers a flush of the files and a fresh journal
 DOC_ID = 1
 CACHE_BYTES = 16 * 1024 * 1024       # documents' file bytes kept in memory (LRU)
-APPLY_PAUSE = 0.02                    # seconds the applier lets changes gather between rounds
+APPLY_PAUSE = 1.0    # seconds the applier lets changes gather between rounds (a listing, backup or
+                     # checkpoint hurries it): a hot document is written once a second, not per change
 KNOWN_ETAGS = 200_000                 # etags of written documents remembered by the committer
 CACHE_ENTRY = 200                     # bytes counted per cached entry besides the file's
 DSYNC_WRITE = getattr(os, "RWF_DSYNC", 0) if hasattr(os, "pwritev") else 0   # 0: write, then fdatasync

@@ -111,6 +111,7 @@ def store_figures(store: Any) -> dict[str, Any]:
     return {"store_cache_hits": store.cache_hits, "journal_flushes": journal.flushes,
             "journal_lines": journal.lines, "batch_largest": store.batch_largest,
             "checkpoints": store.checkpoints, "checkpoint_longest_ms": round(store.checkpoint_longest * 1000, 1),
+            "files_written": store.files_written,
             "threads": thread_cpu()}
 
 
