@@ -211,9 +211,8 @@ class ActionItems:
         elif due is not None:
             item.due_on = due
         await self.store.put(ITEMS, item.key, to_data(item))
-        await self.cases.update(case_id, lambda c: _sync_tracked(c, item))
-        await self.audit.record(actor=actor.audit_name, action=f"action.{kind.value}", case_id=case_id,
-                                what=item.id, why=note[:200])
+        await self.cases.update(case_id, lambda c: _sync_tracked(c, item), audit=lambda case, _: self.audit.entry(
+            actor=actor.audit_name, action=f"action.{kind.value}", case_id=case_id, what=item.id, why=note[:200]))
         await self.events.publish(DomainEvent("action.updated", case_id, now, {"item": item.id, "kind": kind.value}))
         return item
 

@@ -493,10 +493,10 @@ async def mark_session_held(*, cases: CaseRepository, audit: AuditLog, events: E
         c.session.held_at = when
         return True
 
-    case, changed = await cases.update(case_id, change)
+    case, changed = await cases.update(case_id, change, audit=lambda case, changed: audit.entry(
+        actor=who, action="session.mark_held", case_id=case_id, what=f"session {case.session.number} held",
+        why=source) if changed else None)
     if changed:
-        await audit.record(actor=who, action="session.mark_held", case_id=case_id,
-                           what=f"session {case.session.number} held", why=source)
         await events.publish(DomainEvent("session.held", case_id, when,
                                          {**(where or {}), "session": case.session.number, "source": source},
                                          idempotency_key=f"{case_id}:s{case.session.number}:held"))

@@ -45,11 +45,12 @@ class CaseRepository:
         return case
 
     async def update(self, case_id: str, change: Callable[[Case], Awaitable[T] | T], *,
-                     audit: Callable[[Case, T], dict[str, Any]] | None = None) -> tuple[Case, T]:
+                     audit: Callable[[Case, T], dict[str, Any] | None] | None = None) -> tuple[Case, T]:
         """Read, change and write back; a conflicting write is retried on fresh state, never lost.
 
-        ``audit(case, result)`` gives the audit record of the change (``AuditLog.entry``): it is written
-        with the case (the store's ``with_log``: one durable write, and neither without the other)."""
+        ``audit(case, result)`` gives the audit record of the change (``AuditLog.entry``), or None when
+        there is nothing to record: it is written with the case (the store's ``with_log``: one durable
+        write, and neither without the other)."""
         for _ in range(MAX_RETRIES):
             stored = await self.store.get(CASES, case_id)
             if stored is None:
@@ -59,12 +60,13 @@ class CaseRepository:
             if hasattr(result, "__await__"):
                 result = await result  # type: ignore[misc]
             case.version += 1
+            record = audit(case, result) if audit is not None else None  # type: ignore[arg-type]
             try:
-                if audit is None:
+                if record is None:
                     await self.store.put(CASES, case_id, to_data(case), etag=stored.etag)
                 else:
                     await self.store.put(CASES, case_id, to_data(case), etag=stored.etag,
-                                         with_log=(AUDIT_LOG, audit(case, result)))  # type: ignore[arg-type]
+                                         with_log=(AUDIT_LOG, record))
             except VersionConflict:
                 continue
             await self._index(case)

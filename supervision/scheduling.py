@@ -474,11 +474,10 @@ class Scheduling:
                 if invitee.status == InviteStatus.NOT_SENT:
                     invitee.status = InviteStatus.INVITED
 
-        case, _ = await self.cases.update(case_id, change)
+        case, _ = await self.cases.update(case_id, change, audit=lambda case, _: self.audit.entry(
+            actor=actor.audit_name, action="session.schedule", case_id=case_id,
+            what=f"session set for {starts_at.isoformat()}", why=late_reason or "within the deadline"))
         await self.records.update(case_id, lambda r: _set_uid(r, ref.ical_uid or meeting.uid, 0))
-        await self.audit.record(actor=actor.audit_name, action="session.schedule", case_id=case_id,
-                                what=f"session set for {starts_at.isoformat()}",
-                                why=late_reason or "within the deadline")
         await self._publish("session.scheduled", case, actor, late_reason)
         return case
 
@@ -513,11 +512,11 @@ class Scheduling:
                     invitee.delegated_authority = False
                     invitee.decline_reason = invitee.suggested_colleague = ""
 
-        case, _ = await self.cases.update(case_id, change)
+        case, _ = await self.cases.update(case_id, change, audit=lambda case, _: self.audit.entry(
+            actor=actor.audit_name, action="session.reschedule", case_id=case_id,
+            what=f"session moved to {starts_at.isoformat()}", why=reason.strip()))
         await self.records.update(case_id, lambda r: _set_uid(r, r.ical_uid or ref.ical_uid or meeting.uid,
                                                               r.sequence + 1))
-        await self.audit.record(actor=actor.audit_name, action="session.reschedule", case_id=case_id,
-                                what=f"session moved to {starts_at.isoformat()}", why=reason.strip())
         await self._publish("session.rescheduled", case, actor, late_reason, reason=reason.strip())
         return case
 
@@ -534,10 +533,10 @@ class Scheduling:
         def change(c: Case) -> None:
             apply(c, Event.CANCEL, actor=actor.audit_name, clock=self.clock, reason=reason.strip())
 
-        case, _ = await self.cases.update(case_id, change)
+        case, _ = await self.cases.update(case_id, change, audit=lambda case, _: self.audit.entry(
+            actor=actor.audit_name, action="session.cancel", case_id=case_id, what="session cancelled",
+            why=reason.strip()))
         await self.records.update(case_id, lambda r: _set_uid(r, r.ical_uid, r.sequence + 1))
-        await self.audit.record(actor=actor.audit_name, action="session.cancel", case_id=case_id,
-                                what="session cancelled", why=reason.strip())
         await self._publish("session.cancelled", case, actor, "", reason=reason.strip())
         return case
 
