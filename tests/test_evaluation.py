@@ -210,6 +210,8 @@ async def test_marking_held_needs_a_facilitator_and_happens_once(domain, clock):
                                        actor=None, source="meeting_end")
     assert not again
     assert [(e.kind, e.data["source"]) for e in events.published] == [("session.held", "facilitator")]
+    held_records = [e for e in await audit.entries(case.id) if e["action"] == "session.mark_held" and e["allowed"]]
+    assert [e["why"] for e in held_records] == ["facilitator"]     # written with the change, once
 
 
 # --- cards -----------------------------------------------------------------------------------------------
