@@ -168,12 +168,15 @@ async def test_zz_no_case_identifiers_in_any_shared_activity_so_far(playground: 
     """Every case in the shared stack's store (whoever made it), against every activity the bot has
     sent to a channel or group chat in this session: no child or family name, date of birth or
     address. (Runs last in this module; the request test above made at least one case.)"""
+    import asyncio
     import json
 
+    from storage.tinydb_store import APPLY_PAUSE
     from supervision.codec import from_data
     from supervision.models import Case, find_identifiers, identifiers_of
     from tests.e2e.playground import shared_activities
 
+    await asyncio.sleep(APPLY_PAUSE + 0.5)     # the store's applier writes the files within about a second
     cases = []
     for path in sorted((stack.data_dir / "docs" / "cases").glob("*.json")):
         for record in json.loads(path.read_text())["_default"].values():

@@ -3,6 +3,7 @@ channel; card submits and invokes; proactive posts to the coordinators' channel;
 check; a second stack with another profile."""
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Mapping
 
@@ -11,6 +12,7 @@ from botbuilder.schema import Activity
 
 from bot.app import PARTS, create_app
 from bot.config import Config
+from storage.tinydb_store import APPLY_PAUSE
 from supervision.catalogue import Catalogue
 from tests.e2e.playground import (
     GENERAL_CHANNEL,
@@ -35,10 +37,15 @@ async def test_each_user_is_seen_as_themselves_in_personal_chat(playground: Play
         chats[person.key] = said.conversation_id
     assert len(set(chats.values())) == len(USERS), "each user has their own personal chat"
     assert chats["alex"] == stack.personal_chat_id
-    # the bot looked each user up in the roster: their email is what roles are configured by
+    # the bot looked each user up in the roster: their email is what roles are configured by (read
+    # from the store's files, which its applier writes within about a second of each change)
     people = stack.data_dir / "docs" / "people"
+    deadline = asyncio.get_running_loop().time() + APPLY_PAUSE + 5
     for person in USERS.values():
-        stored = json.dumps(json.loads((people / f"{person.id}.json").read_text()))
+        path = people / f"{person.id}.json"
+        while not path.exists() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        stored = json.dumps(json.loads(path.read_text()))
         assert person.email in stored, f"{person.id} not recorded as {person.email}"
 
 
