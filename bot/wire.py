@@ -31,6 +31,7 @@ deserialiser's unknown-key ``additional_properties``).
 """
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime
 from enum import Enum
@@ -48,7 +49,13 @@ _BASIC, _OBJECT, _MODEL, _MODEL_LIST, _OTHER, _ISO = range(6)
 
 # what Teams sends; everything else (other ISO 8601 forms, odd values) is msrest's to read
 _TIMESTAMP = re.compile(r"(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d+))?([Zz]|[+-]\d\d:\d\d)")
-_OFFSETS: dict[str, Any] = {}
+
+
+@functools.lru_cache(maxsize=64)
+def _offset(zone: str) -> Any:
+    """isodate's tzinfo for a ``+hh:mm`` / ``-hh:mm`` offset, as its parser builds it (immutable: shared)."""
+    sign = -1 if zone[0] == "-" else 1
+    return isodate.FixedOffset(sign * int(zone[1:3]), sign * int(zone[4:6]), zone)
 
 
 def read_timestamp(value: Any) -> datetime | None:
@@ -64,15 +71,7 @@ def read_timestamp(value: Any) -> datetime | None:
     if year in ("0001", "9999"):        # msrest refuses instants outside years 1-9999 in UTC: its call
         return None
     zone = zone.upper()
-    if zone == "Z":
-        tzinfo = isodate.UTC
-    else:
-        tzinfo = _OFFSETS.get(zone)
-        if tzinfo is None:
-            sign = -1 if zone[0] == "-" else 1
-            tzinfo = isodate.FixedOffset(sign * int(zone[1:3]), sign * int(zone[4:6]), zone)
-            if len(_OFFSETS) < 64:
-                _OFFSETS[zone] = tzinfo
+    tzinfo = isodate.UTC if zone == "Z" else _offset(zone)
     try:
         return datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
                         int(fraction[:6].ljust(6, "0")) if fraction else 0, tzinfo)

@@ -715,10 +715,8 @@ class TinyDBStore:
         line is written whole or not at all, so both are durable together, or neither."""
         # Serialised once, here (JSON-only, so nothing the caller changes later reaches the store):
         # the journal line and the document's TinyDB file are built around the same text.
-        if with_log is None:
-            return await self._change("put", collection, key, _dumps(data), etag, create_only)  # type: ignore[no-any-return]
-        return await self._change("put", collection, key, _dumps(data), etag, create_only,  # type: ignore[no-any-return]
-                                  with_log[0], _dumps(with_log[1]))
+        log, record = (with_log[0], _dumps(with_log[1])) if with_log is not None else ("", "")
+        return await self._change("put", collection, key, _dumps(data), etag, create_only, log, record)  # type: ignore[no-any-return]
 
     async def delete(self, collection: str, key: str, *, etag: str | None = None) -> None:
         await self._change("del", collection, key, None, etag)
