@@ -195,7 +195,8 @@ async def prepare(folder: Path, size: int) -> Subject:
 async def run_batch(subject: Subject, count: int, cached: bool) -> None:
     store = subject.store
     store.cache_limit = CACHE_BYTES if cached else 0
-    if not cached:
+    if not cached:     # every change in its file first (the applier writes about once a second), so
+        await asyncio.to_thread(store._wait_applied, store._committed_seq)   # none is read from memory
         store.drop_cache()
     gets, updates = (subject.cached_gets, subject.cached_updates) if cached else (subject.gets, subject.updates)
     for case_id in (subject.rng.choice(subject.ids) for _ in range(count)):
