@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import os
 import signal
 import subprocess
@@ -85,7 +84,8 @@ class Result:
     seconds: float
     latencies: list[float]
     errors: int
-    updates: list[float] = field(default_factory=list)   # the bot's second turns: case write + audit
+    asks: list[float] = field(default_factory=list)      # the bot's first turns: read the case, ask
+    updates: list[float] = field(default_factory=list)   # the bot's second turns: the case written with its audit
     login_calls: int = 0
     cpu_seconds: float = 0.0
     stalls: int = 0
@@ -135,7 +135,9 @@ class Load:
         self.connector, self.session, self.header = connector, session, header
         self.conversations = conversations
         self.sent: dict[str, list[int]] = {}    # per server: activities sent in each conversation
-        self.updates: list[float] = []   # latencies of odd-numbered turns (the bot's "update" turns)
+        # latencies of each conversation's even- and odd-numbered turns (the bot's "ask" and "update" turns)
+        self.asks: list[float] = []
+        self.updates: list[float] = []
 
     async def one(self, url: str, conversation: int) -> float:
         sent = self.sent.setdefault(url, [0] * self.conversations)
@@ -152,8 +154,8 @@ class Load:
                 reply.cancel()
                 raise RuntimeError(f"status {response.status}")
         received = await asyncio.wait_for(reply, timeout=15)
-        if number % 2:   # each conversation alternates: ask (reads the case), then update (writes it)
-            self.updates.append(received - started)
+        # each conversation alternates: ask (reads the case), then update (writes it)
+        (self.updates if number % 2 else self.asks).append(received - started)
         return received - started
 
     async def warm(self, url: str, concurrency: int, rounds: int) -> None:
@@ -180,7 +182,7 @@ class Load:
                 i += 1
 
         started = time.perf_counter()
-        self.updates = []
+        self.asks, self.updates = [], []
         await asyncio.gather(*(worker(s) for s in slices))
         return len(latencies), time.perf_counter() - started, latencies, errors
 
@@ -192,6 +194,7 @@ def merge(parts: list[Result]) -> list[Result]:
         into.activities += part.activities
         into.seconds += part.seconds
         into.latencies += part.latencies
+        into.asks += part.asks
         into.updates += part.updates
         into.errors += part.errors
         into.login_calls += part.login_calls
@@ -245,7 +248,7 @@ async def measure(args: argparse.Namespace) -> int:
                         logins = key_server.login_calls
                         count, seconds, latencies, errors = await load.run(server.messages, concurrency, window)
                         after = await stats(session, server)
-                        part = Result(server.name, concurrency, count, seconds, latencies, errors, load.updates,
+                        part = Result(server.name, concurrency, count, seconds, latencies, errors, load.asks, load.updates,
                                       login_calls=key_server.login_calls - logins, stalls=after["stalls"],
                                       preempted=after["preempted"],
                                       cpu_seconds=after["cpu_seconds"] - before["cpu_seconds"],
@@ -274,12 +277,6 @@ async def measure(args: argparse.Namespace) -> int:
         key_server.stop()
 
 
-def _without(values: list[float], removed: list[float]) -> list[float]:
-    left = collections.Counter(values)
-    left.subtract(removed)
-    return list(left.elements())
-
-
 def report(results: list[Result], final: dict[str, Any], rss: float, args: argparse.Namespace) -> int:
     print()
     print(f"{'target':8} {'conc':>4} {'act/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'cpu ms/act':>10} "
@@ -299,7 +296,7 @@ def report(results: list[Result], final: dict[str, Any], rss: float, args: argpa
     bot_results = [r for r in results if r.target == "bot"]
     for r in bot_results:
         updates = Result(r.target, r.concurrency, 0, 0.0, r.updates, 0)
-        asks = Result(r.target, r.concurrency, 0, 0.0, _without(r.latencies, r.updates), 0)
+        asks = Result(r.target, r.concurrency, 0, 0.0, r.asks, 0)
         print(f"bot turns at c={r.concurrency:<3} p50/p99 ms: ask (reads the case) {asks.pct(50):.1f}/{asks.pct(99):.1f}, "
               f"update (writes the case with its audit record) {updates.pct(50):.1f}/{updates.pct(99):.1f}")
     activities = sum(r.activities for r in bot_results)

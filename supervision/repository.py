@@ -62,11 +62,8 @@ class CaseRepository:
             case.version += 1
             record = audit(case, result) if audit is not None else None  # type: ignore[arg-type]
             try:
-                if record is None:
-                    await self.store.put(CASES, case_id, to_data(case), etag=stored.etag)
-                else:
-                    await self.store.put(CASES, case_id, to_data(case), etag=stored.etag,
-                                         with_log=(AUDIT_LOG, record))
+                await self.store.put(CASES, case_id, to_data(case), etag=stored.etag,
+                                     with_log=(AUDIT_LOG, record) if record is not None else None)
             except VersionConflict:
                 continue
             await self._index(case)

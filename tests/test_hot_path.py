@@ -493,7 +493,8 @@ def test_the_sdk_builds_a_reference_from_the_inputs_remember_compares_and_nothin
         assert _reference_data(changed) != reference, name
 
 
-async def test_a_known_conversation_costs_no_reference_rebuilt_and_a_renamed_user_is_written() -> None:
+async def test_a_known_conversation_costs_no_reference_rebuilt_and_a_renamed_user_is_written(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     from botbuilder.schema import Activity as Schema
 
     from bot.proactive import REFS, Proactive
@@ -516,16 +517,13 @@ async def test_a_known_conversation_costs_no_reference_rebuilt_and_a_renamed_use
         built += 1
         return original(activity)
 
-    TurnContext.get_conversation_reference = staticmethod(counting)  # type: ignore[assignment]
-    try:
-        for n in range(3):
-            await proactive.remember(Schema().deserialize({**body, "id": f"m-{n + 2}", "text": f"turn {n}"}))
-        assert built == 0 and store.reads == [] and store.writes == []
-        renamed = {**body, "from": {"id": "29:1", "name": "Alex Renamed"}}
-        await proactive.remember(Schema().deserialize(renamed))
-        assert built == 1
-    finally:
-        TurnContext.get_conversation_reference = staticmethod(original)  # type: ignore[assignment]
+    monkeypatch.setattr(TurnContext, "get_conversation_reference", staticmethod(counting))
+    for n in range(3):
+        await proactive.remember(Schema().deserialize({**body, "id": f"m-{n + 2}", "text": f"turn {n}"}))
+    assert built == 0 and store.reads == [] and store.writes == []
+    renamed = {**body, "from": {"id": "29:1", "name": "Alex Renamed"}}
+    await proactive.remember(Schema().deserialize(renamed))
+    assert built == 1
     stored = await store.get(REFS, "user:29:1")
     assert stored is not None and stored.data["user"]["name"] == "Alex Renamed"
     assert {k for c, k in store.writes if c == REFS} == {"conversation:a:1", "user:29:1"}
