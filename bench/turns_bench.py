@@ -16,6 +16,11 @@ processes of their own, measured in the same run, level by level, alternately:
       bot's embedded default, TinyDB (files, journal, fsync), as the targets of issue #3 are set;
       ``--store=memory`` measures the turn without a store's cost.
 
+``--ceiling=US[,US...]`` (default 250,450,650; ``--ceiling=`` for none) adds, at the top level only, the floor again with US microseconds of CPU
+spent after each reply (bench/support/floor.py ``--burn-us``): what p99 a handler of a given CPU cost
+per activity gets in this closed loop however its work is arranged, and so the CPU per activity the
+p99 target needs (interpolated between the points measured).
+
 For each concurrency level it prints activities/s and p50/p95/p99 latency (POST sent -> reply
 received by the connector) and the ratios b/a; then the login calls per activity in steady state,
 event-loop stalls over 20 ms in the bot (one callback holding the loop, bench/support/loopwatch.py)
@@ -45,6 +50,7 @@ TARGET_THROUGHPUT = 0.25     # bot / floor at concurrency 32, at least
 TARGET_P99 = 3.0             # bot p99 / floor p99 at concurrency 32, at most
 TARGET_RSS_MB = 200.0
 TARGET_STALL_MS = 20.0
+CEILING_US = (250, 450, 650)  # the ceiling's extra CPU per activity: around the bot's cost (floor ~0.2 ms)
 
 
 @dataclass
@@ -229,19 +235,21 @@ async def measure(args: argparse.Namespace) -> int:
                            + (["--sdk-default"] if args.sdk_default else [])
                            + (["--data-dir", args.data_dir] if args.data_dir else []), 600)
         servers.append(bot)
+        ceilings = [start_server(f"burn{us}", "bench.support.floor", ["--burn-us", str(us)], 30) for us in args.ceiling]
+        servers += ceilings
         header = {"Authorization": f"Bearer {key_server.sign(connector.url)}"}
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         results: list[Result] = []
         try:
             load = Load(connector, session, header, args.conversations)
-            for server in (floor, bot):  # first contact: keys and token fetched, every user met twice
+            for server in (floor, bot, *ceilings):  # first contact: keys and token fetched, every user met twice
                 await load.warm(server.messages, 8, rounds=2)
             print(f"seeded {args.cases} cases in {(await stats(session, bot))['seed_seconds']} s; "
                   f"measuring {args.seconds:.0f} s per level", flush=True)
             window = args.seconds / args.rounds
             for round_ in range(args.rounds):  # interleaved, so that a busy moment of the machine hits both
                 for concurrency in args.levels:
-                    for server in (floor, bot):
+                    for server in (floor, bot, *(ceilings if concurrency == max(args.levels) else ())):
                         await load.run(server.messages, concurrency, min(0.5, args.warmup))
                         before = await stats(session, server)
                         await stats(session, server, reset=True)
@@ -293,6 +301,22 @@ def report(results: list[Result], final: dict[str, Any], rss: float, args: argpa
         print(f"ratio bot/floor at c={c:<3} throughput {b.rate / a.rate:6.1%}   "
               f"p50 x{b.pct(50) / a.pct(50):5.2f}   p95 x{b.pct(95) / a.pct(95):5.2f}   "
               f"p99 x{b.pct(99) / a.pct(99):5.2f}   cpu/activity x{b.cpu_ms / a.cpu_ms:5.2f}")
+    top = max(args.levels)
+    if args.ceiling:
+        a, b = by[("floor", top)], by[("bot", top)]
+        points = [(1.0, 1.0)]
+        for us in args.ceiling:
+            r = by[(f"burn{us}", top)]
+            points.append((r.cpu_ms / a.cpu_ms, r.pct(99) / a.pct(99)))
+            print(f"ceiling at c={top}: the floor + {us} us of CPU after each reply   cpu/activity x{points[-1][0]:5.2f}   "
+                  f"throughput {r.rate / a.rate:6.1%}   p99 x{points[-1][1]:5.2f}")
+        needed = crossing(points, TARGET_P99)
+        at_bot = value_at(points, b.cpu_ms / a.cpu_ms)
+        print(f"ceiling: p99 within {TARGET_P99:.0f}x the floor's needs cpu/activity within "
+              + (f"x{needed:.2f} the floor's ({needed * a.cpu_ms:.2f} ms)" if needed is not None else
+                 "(not bracketed by the points measured)")
+              + f"; the bot's is x{b.cpu_ms / a.cpu_ms:.2f} ({b.cpu_ms:.2f} ms), where a bare handler's p99 is "
+              + (f"x{at_bot:.2f}" if at_bot is not None else "(not bracketed)"))
     bot_results = [r for r in results if r.target == "bot"]
     for r in bot_results:
         updates = Result(r.target, r.concurrency, 0, 0.0, r.updates, 0)
@@ -302,7 +326,6 @@ def report(results: list[Result], final: dict[str, Any], rss: float, args: argpa
     activities = sum(r.activities for r in bot_results)
     logins = sum(r.login_calls for r in bot_results)
     stalls = sum(r.stalls for r in bot_results)
-    top = max(args.levels)
     a, b = by[("floor", top)], by[("bot", top)]
     checks = [
         (f"throughput at c={top} >= {TARGET_THROUGHPUT:.0%} of the floor", b.rate / a.rate >= TARGET_THROUGHPUT,
@@ -341,6 +364,28 @@ def report(results: list[Result], final: dict[str, Any], rss: float, args: argpa
     return 0 if ok or not args.strict else 1
 
 
+def _segments(points: list[tuple[float, float]]) -> list[tuple[tuple[float, float], tuple[float, float]]]:
+    ordered = sorted(points)
+    return list(zip(ordered, ordered[1:], strict=False))
+
+
+def crossing(points: list[tuple[float, float]], y: float) -> float | None:
+    """The x where the line through the (x, y) points, taken in order of x, first reaches ``y``
+    (linear between neighbours); None when no two neighbours bracket it."""
+    for (x0, y0), (x1, y1) in _segments(points):
+        if min(y0, y1) <= y <= max(y0, y1) and y0 != y1:
+            return x0 + (y - y0) * (x1 - x0) / (y1 - y0)
+    return None
+
+
+def value_at(points: list[tuple[float, float]], x: float) -> float | None:
+    """The y of the line through the points at ``x`` (linear between neighbours); None outside them."""
+    for (x0, y0), (x1, y1) in _segments(points):
+        if x0 <= x <= x1 and x0 != x1:
+            return y0 + (x - x0) * (y1 - y0) / (x1 - x0)
+    return None
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench turns")
     parser.add_argument("--quick", action="store_true", help="one round of 3 s per level (about 40 s in all)")
@@ -354,12 +399,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--sdk-default", action="store_true",
                         help="run the bot on the SDK's own outbound and auth paths (the 'before' figures)")
     parser.add_argument("--objects", action="store_true", help="list what the garbage collector walks, after")
+    parser.add_argument("--ceiling", default=",".join(str(us) for us in CEILING_US),
+                        help="CPU microseconds per activity added to extra floors at the top level "
+                             f"(default {','.join(str(us) for us in CEILING_US)}; --ceiling= for none)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args, _ = parser.parse_known_args(argv)
     args.seconds = args.seconds or (3.0 if args.quick else 12.0)
     args.rounds = args.rounds or (1 if args.quick else 3)
     args.warmup = 1.0 if args.quick else 2.0
     args.levels = tuple(int(c) for c in args.levels.split(",")) or LEVELS
+    args.ceiling = [int(us) for us in args.ceiling.split(",") if us.strip()]
     return asyncio.run(measure(args))
 
 

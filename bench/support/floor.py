@@ -1,12 +1,19 @@
 """The floor: a bare aiohttp handler that answers an activity the way the bot does - reads the JSON,
 posts a reply to ``{serviceUrl}/v3/conversations/{id}/activities/{activityId}`` on one reused
 session, answers 200 - with no SDK, no auth check and no state. ``python -m bench.support.floor``
-serves on a free loopback port and prints ``READY <port>``."""
+serves on a free loopback port and prints ``READY <port>``.
+
+``--burn-us=N``: after posting its reply, the handler also spends N microseconds of CPU (a busy loop
+on the thread's CPU clock) before it answers 200. The benchmark's *ceiling* uses it: a handler that
+costs as much CPU per activity as the bot, with all the extra cost placed where it delays the reply
+least, shows the best p99 any turn of that cost can have in this closed loop."""
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import sys
+import time
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -17,7 +24,14 @@ from bench.support.loopwatch import install_stats_route
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 
 
-def make_app() -> web.Application:
+def burn(seconds: float) -> None:
+    """Spend ``seconds`` of this thread's CPU time (not wall time: being descheduled does not count)."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def make_app(burn_seconds: float = 0.0) -> web.Application:
     app = web.Application()
 
     async def session(app: web.Application) -> AsyncIterator[None]:
@@ -36,6 +50,8 @@ def make_app() -> web.Application:
                                              headers={"Content-Type": "application/json",
                                                       "Authorization": "Bearer floor"}) as response:
             await response.read()
+        if burn_seconds:
+            burn(burn_seconds)
         return web.Response(status=200)
 
     app.router.add_post("/api/messages", messages)
@@ -44,8 +60,8 @@ def make_app() -> web.Application:
     return app
 
 
-async def serve() -> None:
-    runner = web.AppRunner(make_app(), access_log=None)
+async def serve(burn_seconds: float = 0.0) -> None:
+    runner = web.AppRunner(make_app(burn_seconds), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
     await site.start()
@@ -56,13 +72,16 @@ async def serve() -> None:
         await runner.cleanup()
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.support.floor")
+    parser.add_argument("--burn-us", type=float, default=0.0, help="CPU microseconds spent after each reply")
+    args = parser.parse_args(argv)
     try:
-        asyncio.run(serve())
+        asyncio.run(serve(args.burn_us / 1e6))
     except KeyboardInterrupt:
         pass
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
