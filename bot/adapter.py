@@ -40,6 +40,7 @@ from bot.connector import ConnectorPool, PooledAuthentication
 from bot.credentials_inbound import AcceptedTokens, KeysUnavailable, OpenIdKeys
 from bot.lean_context import LeanTurnContext
 from bot.wire import WireReader
+from storage import jsonio
 from supervision.catalogue import Catalogue
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ class SupervisionAdapter(CloudAdapter):
         if request.content_type != "application/json":
             return web.Response(status=415)
         try:
-            body = await request.json()
+            body = await request.json(loads=jsonio.loads)
             activity = ACTIVITY_DESERIALIZER("Activity", body)
         except (ValueError, TypeError, json.JSONDecodeError):
             return web.Response(status=400, text="the body is not an activity")

@@ -72,6 +72,7 @@ from tinydb import TinyDB
 from tinydb.storages import Storage
 from tinydb.table import Document
 
+from storage import jsonio
 from storage.leader import LocalLeaderElection
 from supervision.errors import StoreLocked, VersionConflict
 from supervision.ports import Stored
@@ -170,7 +171,7 @@ class AtomicJSONStorage(Storage):
                 raw = handle.read()
         except FileNotFoundError:
             raw = b""
-        self._memo, self._known = (json.loads(raw) if raw else None), True
+        self._memo, self._known = (jsonio.loads(raw) if raw else None), True
         self.raw = raw
         return self._memo
 
@@ -619,7 +620,7 @@ class TinyDBStore:
     def _parse(raw: bytes | None, key: str) -> Stored | None:
         if not raw:
             return None
-        record = json.loads(raw).get("_default", {}).get(str(DOC_ID))
+        record = jsonio.loads(raw).get("_default", {}).get(str(DOC_ID))
         if not record or record.get("key") != key:
             return None
         return Stored(record["data"], record["etag"])
@@ -1042,8 +1043,7 @@ class TinyDBStore:
         os.close(self._lock_fd)
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+_dumps = jsonio.dumps       # compact, non-ASCII as itself (orjson where it agrees with json)
 
 
 def _resolve(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
