@@ -98,6 +98,8 @@ class Result:
     preempted: int = 0
     longest_callback_ms: float = 0.0
     stall_sites: list[str] = field(default_factory=list)
+    gc_ms: float = 0.0           # the event loop's process: time in garbage collections, and how many
+    gc_runs: int = 0
 
     @property
     def rate(self) -> float:
@@ -209,6 +211,8 @@ def merge(parts: list[Result]) -> list[Result]:
         into.cpu_seconds += part.cpu_seconds
         into.longest_callback_ms = max(into.longest_callback_ms, part.longest_callback_ms)
         into.stall_sites += part.stall_sites
+        into.gc_ms += part.gc_ms
+        into.gc_runs += part.gc_runs
     return list(merged.values())
 
 
@@ -261,7 +265,8 @@ async def measure(args: argparse.Namespace) -> int:
                                       preempted=after["preempted"],
                                       cpu_seconds=after["cpu_seconds"] - before["cpu_seconds"],
                                       longest_callback_ms=after["longest_callback_ms"],
-                                      stall_sites=after["stall_sites"])
+                                      stall_sites=after["stall_sites"], gc_ms=sum(after["gc_ms"]),
+                                      gc_runs=sum(after["gc_runs"]))
                         results.append(part)
                         if after["gc_stalls"]:
                             part.stall_sites.append(f"{after['gc_stalls']} garbage collection(s) > 20 ms "
@@ -318,6 +323,11 @@ def report(results: list[Result], final: dict[str, Any], rss: float, args: argpa
               + f"; the bot's is x{b.cpu_ms / a.cpu_ms:.2f} ({b.cpu_ms:.2f} ms), where a bare handler's p99 is "
               + (f"x{at_bot:.2f}" if at_bot is not None else "(not bracketed)"))
     bot_results = [r for r in results if r.target == "bot"]
+    for r in results:
+        if r.concurrency == top and r.target in ("floor", "bot"):
+            print(f"{r.target} at c={top}: {r.gc_runs} garbage collections, {r.gc_ms:.0f} ms "
+                  f"({r.gc_ms / max(1, r.activities) * 1000:.1f} us per activity, "
+                  f"{r.gc_ms / 1000 / r.cpu_seconds:.1%} of the process's CPU)" if r.cpu_seconds else "")
     for r in bot_results:
         updates = Result(r.target, r.concurrency, 0, 0.0, r.updates, 0)
         asks = Result(r.target, r.concurrency, 0, 0.0, r.asks, 0)

@@ -16,7 +16,11 @@
 6. ``freeze_startup_heap``: a serving process imports ~2,000 modules (botbuilder, msrest, the
    dialogs' recognizers, matplotlib, openpyxl...), some 280,000 objects the cyclic garbage collector
    would walk on every full collection - a 20-50 ms pause of the event loop each time. Frozen once
-   at start-up (``gc.freeze``), full collections only walk what the turns create.
+   at start-up (``gc.freeze``), full collections only walk what the turns create. And the young
+   generation may grow to 10,000 objects before it is collected (Python's default: 700): turns leave
+   no cyclic garbage (tests/test_hot_path_context.py), but 32 turns in flight hold more than 700
+   live objects between them, so with the default the collector ran ~240 times a second at c=32 and
+   found nothing - 35 us of every activity, 5% of the bot's CPU (bench/README.md, fourth round).
 """
 from __future__ import annotations
 
@@ -64,10 +68,16 @@ def serialise_body(body: Any) -> Any:
     return serializer_helper(body)
 
 
+YOUNG_GENERATION_THRESHOLD = 10_000
+
+
 def freeze_startup_heap() -> None:
-    """Move everything alive at start-up out of the collector's reach (see 6. above)."""
+    """Move everything alive at start-up out of the collector's reach, and let the young generation
+    hold what the turns in flight keep alive (see 6. above)."""
     gc.collect()
     gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_GENERATION_THRESHOLD, middle, old)
 
 
 class SupervisionAdapter(CloudAdapter):

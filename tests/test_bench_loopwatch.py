@@ -46,3 +46,14 @@ async def test_a_computing_and_a_blocking_callback_are_stalls_and_short_ones_are
     loop.call_soon(busy, STALL * 1.2)                  # after a reset, counted afresh
     await asyncio.sleep(0.05)
     assert watch.stalls == 1
+
+
+async def test_collections_are_counted_and_timed_by_generation(watch: LoopWatch) -> None:
+    watch.install()
+    for _ in range(3):
+        gc.collect(0)
+    gc.collect()                                        # a full collection: generation 2
+    assert watch.gc_runs[0] >= 3 and watch.gc_runs[2] >= 1
+    assert watch.gc_seconds[2] > 0 and watch.gc_seconds[2] >= watch.gc_longest[2]
+    watch.reset()
+    assert watch.gc_runs == [0, 0, 0] and watch.gc_seconds == [0.0, 0.0, 0.0]

@@ -42,6 +42,8 @@ class LoopWatch:
         took = time.perf_counter() - self._gc_started
         generation = int(info.get("generation", 0))
         self.gc_longest[generation] = max(self.gc_longest[generation], took)
+        self.gc_seconds[generation] += took
+        self.gc_runs[generation] += 1
         if took > STALL:
             self.gc_stalls += 1
             if len(self.gc_log) < 10:
@@ -50,6 +52,8 @@ class LoopWatch:
 
     def reset(self) -> None:
         self.gc_longest = [0.0, 0.0, 0.0]
+        self.gc_seconds = [0.0, 0.0, 0.0]     # time in collections, by generation (the collector's cost)
+        self.gc_runs = [0, 0, 0]
         self.gc_stalls = 0
         self.gc_log: list[str] = []
         self._gc_started = 0.0
@@ -167,7 +171,8 @@ def install_stats_route(app: web.Application, extra: Callable[[], dict[str, Any]
             profiler.clear()
         body = {"stalls": WATCH.stalls, "longest_callback_ms": round(WATCH.longest * 1000, 2),
                 "gc_longest_ms": [round(t * 1000, 2) for t in WATCH.gc_longest], "gc_stalls": WATCH.gc_stalls,
-                "gc_log": WATCH.gc_log,
+                "gc_log": WATCH.gc_log, "gc_ms": [round(t * 1000, 1) for t in WATCH.gc_seconds],
+                "gc_runs": list(WATCH.gc_runs),
                 "preempted": WATCH.preempted, "longest_preempted_ms": round(WATCH.longest_preempted * 1000, 2),
                 "callbacks": WATCH.callbacks, "stall_sites": WATCH.where, "rss_mb": round(rss_mb(), 1),
                 "gc_counts": list(gc.get_count()), "cpu_seconds": time.process_time()}
