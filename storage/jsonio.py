@@ -13,7 +13,7 @@ formatting: ``1e-07`` is written ``1e-7``).
 Outside them, what orjson refuses goes to the standard library, which accepts or raises as before:
 on reading, ``NaN``, ``Infinity``, numbers beyond a double and invalid UTF-8; on writing, datetimes,
 dataclasses, subclasses of the built-in types (a ``StrEnum`` is written by its value, as ``json``
-writes it), integers beyond 64 bits and lone surrogates. Four differences remain, none reachable from
+writes it), integers beyond 64 bits and lone surrogates. Three differences remain, none reachable from
 the store's callers (they store ``supervision.codec.to_data`` output, whose numbers are counts and
 versions, and bot state in jsonpickle's plain form): a float that is not finite is written ``null``
 (``json`` writes ``NaN``, which is not JSON); an ``Enum`` or a ``UUID`` is written by its value
