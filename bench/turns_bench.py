@@ -16,8 +16,8 @@ processes of their own, measured in the same run, level by level, alternately:
       bot's embedded default, TinyDB (files, journal, fsync), as the targets of issue #3 are set;
       ``--store=memory`` measures the turn without a store's cost.
 
-``--ceiling=US[,US...]`` (default 250,450,650; ``--ceiling=`` for none) adds, at the top level only, the floor again with US microseconds of CPU
-spent after each reply (bench/support/floor.py ``--burn-us``): what p99 a handler of a given CPU cost
+``--ceiling=US[,US...]`` (default 250,450,650; ``--ceiling=`` for none) adds, at the top level only,
+the floor again with US microseconds of CPU spent after each reply (bench/support/floor.py ``--burn-us``): what p99 a handler of a given CPU cost
 per activity gets in this closed loop however its work is arranged, and so the CPU per activity the
 p99 target needs (interpolated between the points measured).
 
@@ -251,9 +251,10 @@ async def measure(args: argparse.Namespace) -> int:
             print(f"seeded {args.cases} cases in {(await stats(session, bot))['seed_seconds']} s; "
                   f"measuring {args.seconds:.0f} s per level", flush=True)
             window = args.seconds / args.rounds
+            top = max(args.levels)
             for round_ in range(args.rounds):  # interleaved, so that a busy moment of the machine hits both
                 for concurrency in args.levels:
-                    for server in (floor, bot, *(ceilings if concurrency == max(args.levels) else ())):
+                    for server in (floor, bot, *(ceilings if concurrency == top else ())):
                         await load.run(server.messages, concurrency, min(0.5, args.warmup))
                         before = await stats(session, server)
                         await stats(session, server, reset=True)
@@ -307,8 +308,8 @@ def report(results: list[Result], final: dict[str, Any], rss: float, args: argpa
               f"p50 x{b.pct(50) / a.pct(50):5.2f}   p95 x{b.pct(95) / a.pct(95):5.2f}   "
               f"p99 x{b.pct(99) / a.pct(99):5.2f}   cpu/activity x{b.cpu_ms / a.cpu_ms:5.2f}")
     top = max(args.levels)
+    a, b = by[("floor", top)], by[("bot", top)]
     if args.ceiling:
-        a, b = by[("floor", top)], by[("bot", top)]
         points = [(1.0, 1.0)]
         for us in args.ceiling:
             r = by[(f"burn{us}", top)]
@@ -323,11 +324,11 @@ def report(results: list[Result], final: dict[str, Any], rss: float, args: argpa
               + f"; the bot's is x{b.cpu_ms / a.cpu_ms:.2f} ({b.cpu_ms:.2f} ms), where a bare handler's p99 is "
               + (f"x{at_bot:.2f}" if at_bot is not None else "(not bracketed)"))
     bot_results = [r for r in results if r.target == "bot"]
-    for r in results:
-        if r.concurrency == top and r.target in ("floor", "bot"):
+    for r in (a, b):
+        if r.cpu_seconds:
             print(f"{r.target} at c={top}: {r.gc_runs} garbage collections, {r.gc_ms:.0f} ms "
                   f"({r.gc_ms / max(1, r.activities) * 1000:.1f} us per activity, "
-                  f"{r.gc_ms / 1000 / r.cpu_seconds:.1%} of the process's CPU)" if r.cpu_seconds else "")
+                  f"{r.gc_ms / 1000 / r.cpu_seconds:.1%} of the process's CPU)")
     for r in bot_results:
         updates = Result(r.target, r.concurrency, 0, 0.0, r.updates, 0)
         asks = Result(r.target, r.concurrency, 0, 0.0, r.asks, 0)
@@ -336,7 +337,6 @@ def report(results: list[Result], final: dict[str, Any], rss: float, args: argpa
     activities = sum(r.activities for r in bot_results)
     logins = sum(r.login_calls for r in bot_results)
     stalls = sum(r.stalls for r in bot_results)
-    a, b = by[("floor", top)], by[("bot", top)]
     checks = [
         (f"throughput at c={top} >= {TARGET_THROUGHPUT:.0%} of the floor", b.rate / a.rate >= TARGET_THROUGHPUT,
          f"{b.rate / a.rate:.1%}"),
